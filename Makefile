@@ -1,0 +1,51 @@
+# Strix Data Protection — developer entry points. `make demo` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format services env db venv bench clean
+
+demo: venv services env db  ## install, bring up services, seed demo data, run web+worker+beat+flower
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo_setup --rows 100000
+	@echo "Admin: http://127.0.0.1:8000/admin/   Flower: http://127.0.0.1:5555/   (Ctrl-C stops all)"
+	$(BIN)/honcho start
+
+test: venv services env  ## the whole test suite against the real services, lint included
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+services:
+	bash scripts/services.sh
+
+env: venv
+	$(BIN)/strix-setup --install --dir . --dev
+
+db:
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='strix'" | grep -q 1 \
+		|| createdb -h 127.0.0.1 -U postgres strix
+
+bench: venv services
+	$(BIN)/python bench/seed.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

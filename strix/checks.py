@@ -1,0 +1,75 @@
+"""Start-up checks: each names what is wrong and what to do, in one line, without a traceback."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from strix import logstore
+from strix.crypto.keys import KeyError_, Keyring
+
+
+@register("strix")
+def check_encryption_keys(app_configs=None, **kwargs):
+    try:
+        keyring = Keyring.from_settings()
+    except KeyError_ as e:
+        return [Error(str(e), hint="Fix the value in .env or the environment.", id="strix.E001")]
+    if keyring.current is None:
+        return [
+            Error(
+                "STRIX_BACKUP_ENCRYPTION_KEY is not set; archives and backups cannot be encrypted.",
+                hint="Run `strix-setup --generate-key` and put the key in .env.",
+                id="strix.E001",
+            )
+        ]
+    return []
+
+
+@register("strix")
+def check_clickhouse(app_configs=None, **kwargs):
+    try:
+        logstore.ping()
+    except logstore.LogStoreError as e:
+        return [
+            Error(
+                str(e),
+                hint="Start ClickHouse (scripts/services.sh) or fix STRIX_CLICKHOUSE_URL.",
+                id="strix.E002",
+            )
+        ]
+    return []
+
+
+@register("strix")
+def check_redis(app_configs=None, **kwargs):
+    from workers import locks
+
+    try:
+        locks.ping()
+    except locks.RedisUnavailable as e:
+        return [
+            Error(str(e), hint="Start Redis (scripts/services.sh) or fix STRIX_REDIS_URL.", id="strix.E003")
+        ]
+    return []
+
+
+@register("strix")
+def check_archive_dir(app_configs=None, **kwargs):
+    if settings.STRIX_S3["endpoint_url"] or settings.STRIX_S3["bucket_name"]:
+        return []
+    path = Path(settings.STRIX_ARCHIVE_DIR)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / ".strix-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        return [
+            Error(
+                f"archive directory {path} is not writable ({e.strerror or e}).",
+                hint="Create it and give the Strix user write access, or set STRIX_ARCHIVE_DIR.",
+                id="strix.E004",
+            )
+        ]
+    return []

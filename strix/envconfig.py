@@ -1,0 +1,103 @@
+"""Typed readers for settings that come from the environment or an optional .env file.
+
+Every knob of Strix Data Protection is read here so that a bad value fails at start-up with an
+``ImproperlyConfigured`` naming the variable and what a valid value looks like.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_env_file(path: Path) -> None:
+    """Load ``KEY=VALUE`` lines from ``path`` without overriding the process environment."""
+    if not path.is_file():
+        return
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ.setdefault(key, value)
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ImproperlyConfigured(f"{name} is not set; set it in the environment or in .env.")
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no.")
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def database_from_env() -> dict:
+    """The default database from ``DATABASE_URL``, else from the ``STRIX_POSTGRES_*`` variables."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("postgres", "postgresql") or not parsed.path.strip("/"):
+            raise ImproperlyConfigured(
+                f"DATABASE_URL must look like postgresql://user:password@host:5432/dbname, got scheme "
+                f"{parsed.scheme!r}."
+            )
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parsed.path.strip("/"),
+            "USER": parsed.username or "",
+            "PASSWORD": parsed.password or "",
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+        }
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": env_str("STRIX_POSTGRES_DB", "strix"),
+        "USER": env_str("STRIX_POSTGRES_USER", "postgres"),
+        "PASSWORD": os.environ.get("STRIX_POSTGRES_PASSWORD", ""),
+        "HOST": env_str("STRIX_POSTGRES_HOST", "127.0.0.1"),
+        "PORT": env_str("STRIX_POSTGRES_PORT", "5432"),
+    }
+
+
+def clickhouse_from_env() -> dict:
+    """Parse ``STRIX_CLICKHOUSE_URL`` (``clickhouse://user:password@host:9000/?http_port=8123``)."""
+    url = env_str("STRIX_CLICKHOUSE_URL", "clickhouse://default:@127.0.0.1:9000/?http_port=8123")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname:
+        raise ImproperlyConfigured(
+            "STRIX_CLICKHOUSE_URL must look like clickhouse://user:password@host:9000/?http_port=8123 "
+            f"(clickhouses:// for TLS), got {parsed.scheme!r} scheme."
+        )
+    query = parse_qs(parsed.query)
+    try:
+        port = parsed.port or 9000
+        http_port = int(query.get("http_port", ["8123"])[0])
+    except ValueError as e:
+        raise ImproperlyConfigured(f"STRIX_CLICKHOUSE_URL has a port that is not a number: {e}") from e
+    return {
+        "host": parsed.hostname,
+        "port": port,
+        "http_port": http_port,
+        "user": parsed.username or "default",
+        "password": parsed.password or "",
+        "secure": parsed.scheme == "clickhouses",
+    }

@@ -1,0 +1,42 @@
+"""Writing an install's ``.env``: secrets are generated once and never overwritten."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from strix.crypto.keys import generate_key
+
+
+def _generated_defaults(dev: bool) -> dict[str, str]:
+    values = {
+        "STRIX_BACKUP_ENCRYPTION_KEY": generate_key(),
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    }
+    if dev:
+        values["DJANGO_DEBUG"] = "1"
+    return values
+
+
+def ensure_env_file(install_dir: Path, dev: bool = False) -> tuple[Path, list[str]]:
+    """Create or complete ``install_dir/.env`` (mode 0600); returns the path and the names added.
+
+    Existing values are kept as they are: above all an existing encryption key, since replacing it
+    would make every archive and backup made under it unreadable.
+    """
+    install_dir.mkdir(parents=True, exist_ok=True)
+    path = install_dir / ".env"
+    existing = dotenv_values(path) if path.exists() else {}
+    missing = {k: v for k, v in _generated_defaults(dev).items() if not existing.get(k)}
+    if missing:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as out:
+            if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+                out.write("\n")
+            for name, value in missing.items():
+                out.write(f"{name}={value}\n")
+    os.chmod(path, 0o600)
+    return path, sorted(missing)

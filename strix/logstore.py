@@ -1,0 +1,224 @@
+"""The only module that talks to ClickHouse, where Strix keeps log rows.
+
+Control statements and row batches go through clickhouse-driver (native protocol); bulk NDJSON
+streams for archives go through ClickHouse's HTTP interface, where the server formats and parses
+``JSONEachRow`` itself. Every failure surfaces as a :class:`LogStoreError` naming the server.
+
+The differences between ClickHouse releases live in :func:`timestamp_type` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+from django.conf import settings
+
+LOGS_TABLE = "logs"
+LOG_COLUMNS = ("fractal_id", "timestamp", "log_id", "raw_log", "fields", "ingest_timestamp")
+# The columns an archive record carries, in order (DESIGN.md: archive record).
+RECORD_COLUMNS = ("timestamp", "raw_log", "log_id", "fields", "ingest_timestamp")
+
+
+class LogStoreError(Exception):
+    """ClickHouse could not do what was asked; the message names the server."""
+
+
+class LogStoreUnavailable(LogStoreError):
+    """ClickHouse did not answer: not running, wrong address, or the network is down."""
+
+
+class LogStoreQueryError(LogStoreError):
+    """ClickHouse answered with an error."""
+
+
+def server_address() -> str:
+    cfg = settings.STRIX_CLICKHOUSE
+    return f"{cfg['host']}:{cfg['port']}"
+
+
+def database() -> str:
+    return settings.STRIX_CLICKHOUSE_DATABASE
+
+
+def _client(database_name: str | None = None) -> Client:
+    cfg = settings.STRIX_CLICKHOUSE
+    return Client(
+        host=cfg["host"],
+        port=cfg["port"],
+        user=cfg["user"],
+        password=cfg["password"],
+        secure=cfg["secure"],
+        database=database_name or "default",
+        connect_timeout=5,
+        send_receive_timeout=600,
+        settings={"use_client_time_zone": False},
+    )
+
+
+def _translate(e: Exception) -> LogStoreError:
+    where = f"ClickHouse at {server_address()}"
+    if isinstance(e, (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError)):
+        return LogStoreUnavailable(
+            f"{where} is unreachable ({e.__class__.__name__}: {str(e).strip() or 'no answer'}); "
+            "check that it is running and that STRIX_CLICKHOUSE_URL points to it."
+        )
+    message = getattr(e, "message", None) or str(e)
+    first_line = message.strip().splitlines()[0] if message.strip() else e.__class__.__name__
+    return LogStoreQueryError(f"{where} refused the query: {first_line}")
+
+
+def execute(query: str, params: dict | None = None, **kwargs):
+    """Run one statement and return its result; every ClickHouse call goes through here."""
+    client = _client()
+    try:
+        return client.execute(query, params, **kwargs)
+    except LogStoreError:
+        raise
+    except Exception as e:
+        raise _translate(e) from e
+    finally:
+        client.disconnect()
+
+
+def server_version() -> tuple[int, ...]:
+    (version,) = execute("SELECT version()")[0]
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def has_datetime64(version: tuple[int, ...]) -> bool:
+    """DateTime64 arrived in ClickHouse 20.1; older servers (18.16 here) store whole seconds."""
+    return version >= (20, 1)
+
+
+def timestamp_type(version: tuple[int, ...]) -> str:
+    """The timestamp column type for a server version, pinned to UTC."""
+    return "DateTime64(3, 'UTC')" if has_datetime64(version) else "DateTime('UTC')"
+
+
+def logs_table_ddl(table: str, version: tuple[int, ...], fractal_default: str | None = None) -> str:
+    """DDL of the ``logs`` table (or a staging table of the same shape)."""
+    ts = timestamp_type(version)
+    fractal = "fractal_id String"
+    if fractal_default is not None:
+        # Staging tables fill fractal_id in for archive records, which do not carry it.
+        fractal += f" DEFAULT '{_quote(fractal_default)}'"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ({fractal}, timestamp {ts}, log_id String, "
+        f"raw_log String, fields String, ingest_timestamp {ts}) "
+        "ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY (fractal_id, timestamp)"
+    )
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def ensure_schema() -> None:
+    """Create the database and the ``logs`` table if missing, with types for this server."""
+    execute(f"CREATE DATABASE IF NOT EXISTS {database()}")
+    execute(logs_table_ddl(f"{database()}.{LOGS_TABLE}", server_version()))
+
+
+def drop_database(name: str) -> None:
+    execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
+    """Insert ``(timestamp, log_id, raw_log, fields, ingest_timestamp)`` tuples into a fractal."""
+    batch = [(fractal_id, *row) for row in rows]
+    if not batch:
+        return 0
+    execute(f"INSERT INTO {database()}.{LOGS_TABLE} ({', '.join(LOG_COLUMNS)}) VALUES", batch)
+    return len(batch)
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict]:
+    clauses, params = [], {}
+    if start is not None:
+        clauses.append("timestamp >= %(start)s")
+        params["start"] = start
+    if end is not None:
+        clauses.append("timestamp < %(end)s")
+        params["end"] = end
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+def count_rows(fractal_id: str, start: datetime | None = None, end: datetime | None = None) -> int:
+    where, params = _window(start, end)
+    query = f"SELECT count() FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s{where}"
+    return execute(query, {"fid": fractal_id, **params})[0][0]
+
+
+def stream_rows(
+    fractal_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    block_size: int = 65536,
+) -> Iterator[tuple]:
+    """Yield a fractal's rows as ``RECORD_COLUMNS`` tuples, ordered by time, block by block."""
+    where, params = _window(start, end)
+    query = (
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
+        f"WHERE fractal_id = %(fid)s{where} ORDER BY timestamp"
+    )
+    client = _client()
+    try:
+        yield from client.execute_iter(
+            query, {"fid": fractal_id, **params}, settings={"max_block_size": block_size}
+        )
+    except Exception as e:
+        raise _translate(e) from e
+    finally:
+        client.disconnect()
+
+
+def time_range(fractal_id: str) -> tuple[datetime | None, datetime | None]:
+    query = (
+        f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} "
+        "WHERE fractal_id = %(fid)s"
+    )
+    count, first, last = execute(query, {"fid": fractal_id})[0]
+    return (first, last) if count else (None, None)
+
+
+def delete_rows(fractal_id: str, older_than: datetime | None = None, timeout: float = 3600) -> None:
+    """Delete a fractal's rows (all, or those older than a cutoff) and wait until they are gone."""
+    condition = "fractal_id = %(fid)s"
+    params: dict = {"fid": fractal_id}
+    if older_than is not None:
+        condition += " AND timestamp < %(cutoff)s"
+        params["cutoff"] = older_than
+    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE {condition}", params)
+    wait_for_mutations(LOGS_TABLE, timeout)
+
+
+def wait_for_mutations(table: str, timeout: float = 3600) -> None:
+    """Block until no mutation of ``table`` is pending; mutations are asynchronous on every release."""
+    deadline = time.monotonic() + timeout
+    query = (
+        "SELECT count(), any(latest_fail_reason) FROM system.mutations "
+        "WHERE database = %(db)s AND table = %(table)s AND is_done = 0"
+    )
+    columns = {row[0] for row in execute("DESCRIBE TABLE system.mutations")}
+    if "latest_fail_reason" not in columns:
+        query = query.replace("any(latest_fail_reason)", "''")
+    while True:
+        pending, failure = execute(query, {"db": database(), "table": table})[0]
+        if not pending:
+            return
+        if failure:
+            raise LogStoreQueryError(f"ClickHouse at {server_address()} failed a deletion: {failure}")
+        if time.monotonic() > deadline:
+            raise LogStoreError(
+                f"ClickHouse at {server_address()} did not finish deleting rows within {timeout:.0f}s."
+            )
+        time.sleep(0.2)
+
+
+def ping() -> None:
+    """Raise :class:`LogStoreUnavailable` unless ClickHouse answers."""
+    execute("SELECT 1")

@@ -1,0 +1,125 @@
+"""Settings of Strix Data Protection. Every knob comes from the environment or ``.env``.
+
+``.env`` is read from ``STRIX_INSTALL_DIR`` (default: the checkout), never overriding variables
+already set in the process environment.
+"""
+
+import os
+from pathlib import Path
+
+from strix.envconfig import (
+    clickhouse_from_env,
+    database_from_env,
+    env_bool,
+    env_list,
+    env_str,
+    load_env_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTALL_DIR = Path(os.environ.get("STRIX_INSTALL_DIR") or BASE_DIR).resolve()
+load_env_file(INSTALL_DIR / ".env")
+
+APP_VERSION = "0.1.0"
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key" if DEBUG else None)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["127.0.0.1", "localhost"]
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "strix.fractals",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "strix.urls"
+WSGI_APPLICATION = "strix.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_env()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# --- Strix: log store -------------------------------------------------------------------------
+STRIX_CLICKHOUSE = clickhouse_from_env()
+STRIX_CLICKHOUSE_DATABASE = env_str("STRIX_CLICKHOUSE_DATABASE", "strix")
+
+# --- Strix: encryption (validated by the strix.E001 system check, not here, so that a bad key is
+# reported in one line instead of a traceback) ------------------------------------------------------
+STRIX_BACKUP_ENCRYPTION_KEY = os.environ.get("STRIX_BACKUP_ENCRYPTION_KEY", "")
+STRIX_BACKUP_DECRYPTION_KEYS = env_list("STRIX_BACKUP_DECRYPTION_KEYS")
+
+# --- Strix: storage -----------------------------------------------------------------------------
+STRIX_ARCHIVE_DIR = Path(env_str("STRIX_ARCHIVE_DIR", str(BASE_DIR / "var" / "archives")))
+STRIX_BACKUP_DIR = Path(env_str("STRIX_BACKUP_DIR", str(INSTALL_DIR / "backups")))
+STRIX_S3 = {
+    "endpoint_url": os.environ.get("STRIX_S3_ENDPOINT", ""),
+    "bucket_name": os.environ.get("STRIX_S3_BUCKET", ""),
+    "access_key": os.environ.get("STRIX_S3_ACCESS_KEY", ""),
+    "secret_key": os.environ.get("STRIX_S3_SECRET_KEY", ""),
+    "region_name": os.environ.get("STRIX_S3_REGION", "") or "us-east-1",
+}
+
+# --- Celery -------------------------------------------------------------------------------------
+STRIX_REDIS_URL = env_str("STRIX_REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = STRIX_REDIS_URL
+CELERY_RESULT_BACKEND = STRIX_REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The beat schedule lives here; DatabaseScheduler syncs it into django-celery-beat's tables.
+CELERY_BEAT_SCHEDULE: dict = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("STRIX_LOG_LEVEL", "INFO")},
+    # The driver logs a traceback for every refused connection; logstore reports it in one line.
+    "loggers": {"clickhouse_driver": {"level": "CRITICAL"}},
+}

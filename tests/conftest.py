@@ -1,0 +1,82 @@
+"""Fixtures for tests against the real PostgreSQL, Redis and ClickHouse.
+
+Each test session gets a throwaway ClickHouse database and its own Redis database number, set both in
+Django's settings (for this process) and in the environment (for worker subprocesses).
+"""
+
+import os
+import uuid
+
+import pytest
+from django.conf import settings
+
+from strix import logstore
+from strix.crypto.keys import generate_key
+
+TEST_REDIS_DB = 13
+
+
+@pytest.fixture(scope="session", autouse=True)
+def strix_test_environment():
+    ch_database = f"strix_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    redis_url = settings.STRIX_REDIS_URL.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
+    key = generate_key()
+    overrides = {
+        "STRIX_CLICKHOUSE_DATABASE": ch_database,
+        "STRIX_REDIS_URL": redis_url,
+        "STRIX_BACKUP_ENCRYPTION_KEY": key,
+    }
+    previous = {name: getattr(settings, name) for name in overrides}
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+        os.environ[name] = value
+    settings.STRIX_BACKUP_DECRYPTION_KEYS = []
+    os.environ.pop("STRIX_BACKUP_DECRYPTION_KEYS", None)
+    logstore.ensure_schema()
+    yield
+    logstore.drop_database(ch_database)
+    for name, value in previous.items():
+        setattr(settings, name, value)
+
+
+@pytest.fixture
+def make_fractal(db):
+    from strix.fractals.models import Fractal
+
+    def make(name=None, **fields):
+        return Fractal.objects.create(name=name or f"fractal-{uuid.uuid4().hex[:8]}", **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+
+    def make(username=None, *, staff=True, superuser=False, administers=(), password="pw-for-tests"):
+        user = get_user_model().objects.create_user(
+            username=username or f"user-{uuid.uuid4().hex[:8]}",
+            password=password,
+            is_staff=staff,
+            is_superuser=superuser,
+        )
+        from strix.fractals.models import FractalMembership
+
+        for fractal in administers:
+            FractalMembership.objects.create(fractal=fractal, user=user, role=FractalMembership.Role.ADMIN)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def seed_rows():
+    """Insert generated demo rows into a fractal; returns the rows inserted."""
+    from strix.fractals.demo import generate_rows
+
+    def seed(fractal, count, days=7, seed=1, now=None):
+        rows = list(generate_rows(count, days=days, seed=seed, now=now))
+        logstore.insert_rows(str(fractal.id), rows)
+        return rows
+
+    return seed
