@@ -18,6 +18,11 @@ def _generated_defaults(dev: bool) -> dict[str, str]:
     }
     if dev:
         values["DJANGO_DEBUG"] = "1"
+    else:
+        # docker-compose.yml builds the service passwords and URLs from these.
+        values["STRIX_POSTGRES_PASSWORD"] = secrets.token_urlsafe(24)
+        values["STRIX_CLICKHOUSE_PASSWORD"] = secrets.token_urlsafe(24)
+        values["DJANGO_ALLOWED_HOSTS"] = "localhost,127.0.0.1"
     return values
 
 
