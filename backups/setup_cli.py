@@ -16,16 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Install and maintain Strix Data Protection: write the install's .env and manage keys.",
     )
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument(
-        "--install", action="store_true", help="create or complete DIR/.env with fresh secrets"
-    )
+    action.add_argument("--install", action="store_true", help="create or complete DIR/.env with fresh secrets")
     action.add_argument("--generate-key", action="store_true", help="print a new encryption key and exit")
-    parser.add_argument(
-        "--dir", type=Path, default=Path("/opt/strix"), help="install directory (default /opt/strix)"
-    )
-    parser.add_argument(
-        "--dev", action="store_true", help="with --install: a development .env (DJANGO_DEBUG=1)"
-    )
+    parser.add_argument("--dir", type=Path, default=Path("/opt/strix"), help="install directory (default /opt/strix)")
+    parser.add_argument("--dev", action="store_true", help="with --install: a development .env (DJANGO_DEBUG=1)")
     return parser
 
 

@@ -6,14 +6,15 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from strix import logstore
-from strix.crypto.keys import KeyError_, Keyring
+from strix.crypto.errors import KeyConfigError
+from strix.crypto.keys import Keyring
 
 
 @register("strix")
 def check_encryption_keys(app_configs=None, **kwargs):
     try:
         keyring = Keyring.from_settings()
-    except KeyError_ as e:
+    except KeyConfigError as e:
         return [Error(str(e), hint="Fix the value in .env or the environment.", id="strix.E001")]
     if keyring.current is None:
         return [
@@ -48,9 +49,7 @@ def check_redis(app_configs=None, **kwargs):
     try:
         locks.ping()
     except locks.RedisUnavailable as e:
-        return [
-            Error(str(e), hint="Start Redis (scripts/services.sh) or fix STRIX_REDIS_URL.", id="strix.E003")
-        ]
+        return [Error(str(e), hint="Start Redis (scripts/services.sh) or fix STRIX_REDIS_URL.", id="strix.E003")]
     return []
 
 

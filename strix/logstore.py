@@ -167,9 +167,7 @@ def stream_rows(
     )
     client = _client()
     try:
-        yield from client.execute_iter(
-            query, {"fid": fractal_id, **params}, settings={"max_block_size": block_size}
-        )
+        yield from client.execute_iter(query, {"fid": fractal_id, **params}, settings={"max_block_size": block_size})
     except Exception as e:
         raise _translate(e) from e
     finally:
@@ -177,10 +175,7 @@ def stream_rows(
 
 
 def time_range(fractal_id: str) -> tuple[datetime | None, datetime | None]:
-    query = (
-        f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} "
-        "WHERE fractal_id = %(fid)s"
-    )
+    query = f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s"
     count, first, last = execute(query, {"fid": fractal_id})[0]
     return (first, last) if count else (None, None)
 
@@ -213,9 +208,7 @@ def wait_for_mutations(table: str, timeout: float = 3600) -> None:
         if failure:
             raise LogStoreQueryError(f"ClickHouse at {server_address()} failed a deletion: {failure}")
         if time.monotonic() > deadline:
-            raise LogStoreError(
-                f"ClickHouse at {server_address()} did not finish deleting rows within {timeout:.0f}s."
-            )
+            raise LogStoreError(f"ClickHouse at {server_address()} did not finish deleting rows within {timeout:.0f}s.")
         time.sleep(0.2)
 
 

@@ -17,9 +17,7 @@ def test_staff_user_lists_only_the_fractals_they_administer(client, make_user, t
 
 
 @pytest.mark.parametrize("view", ["change", "delete", "history"])
-def test_staff_user_cannot_view_or_change_a_fractal_they_do_not_administer(
-    client, make_user, two_fractals, view
-):
+def test_staff_user_cannot_view_or_change_a_fractal_they_do_not_administer(client, make_user, two_fractals, view):
     alpha, bravo = two_fractals
     client.force_login(make_user(administers=[alpha]))
     url = reverse(f"admin:fractals_fractal_{view}", args=[bravo.pk])

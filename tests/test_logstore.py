@@ -40,9 +40,7 @@ def test_log_store_round_trips_unicode_newlines_and_large_values(make_fractal):
     back = list(logstore.stream_rows(str(fractal.id), block_size=2))
     assert [(r[1], r[2]) for r in back] == [(row[2], row[1]) for row in rows]
     assert [r[3] for r in back] == [row[3] for row in rows]
-    assert [r[0].replace(tzinfo=UTC) if r[0].tzinfo is None else r[0] for r in back] == [
-        row[0] for row in rows
-    ]
+    assert [r[0].replace(tzinfo=UTC) if r[0].tzinfo is None else r[0] for r in back] == [row[0] for row in rows]
 
 
 def test_count_window_and_delete_are_scoped_to_one_fractal(make_fractal):

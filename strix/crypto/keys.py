@@ -14,23 +14,10 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
+from strix.crypto.errors import KeyConfigError, UnknownKeyError
+
 KEY_BYTES = 32
 KEY_ID_BYTES = 8
-
-
-class KeyError_(Exception):
-    """A configured key is missing or malformed. The message never contains the key."""
-
-
-class UnknownKeyError(Exception):
-    """A file was made with a key that is not in the keyring."""
-
-    def __init__(self, key_id: str):
-        self.key_id = key_id
-        super().__init__(
-            f"this file was encrypted with key id {key_id}, which is not configured; add that key to "
-            "STRIX_BACKUP_DECRYPTION_KEYS (comma-separated) or set it as STRIX_BACKUP_ENCRYPTION_KEY."
-        )
 
 
 def generate_key() -> str:
@@ -42,16 +29,16 @@ def parse_key(text: str, variable: str = "STRIX_BACKUP_ENCRYPTION_KEY") -> bytes
     """Decode one base64 key, with an error naming the variable (never echoing the value)."""
     text = (text or "").strip()
     if not text:
-        raise KeyError_(f"{variable} is not set; generate one with `strix-setup --generate-key`.")
+        raise KeyConfigError(f"{variable} is not set; generate one with `strix-setup --generate-key`.")
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise KeyError_(
+        raise KeyConfigError(
             f"{variable} is not valid base64; it must be 32 random bytes in base64 "
             "(generate one with `strix-setup --generate-key`)."
         ) from None
     if len(raw) != KEY_BYTES:
-        raise KeyError_(
+        raise KeyConfigError(
             f"{variable} decodes to {len(raw)} bytes; it must be exactly {KEY_BYTES} bytes in base64 "
             "(generate one with `strix-setup --generate-key`)."
         )
@@ -71,7 +58,7 @@ class Keyring:
     @property
     def current_id(self) -> str:
         if self.current is None:
-            raise KeyError_(
+            raise KeyConfigError(
                 "STRIX_BACKUP_ENCRYPTION_KEY is not set; generate one with `strix-setup --generate-key`."
             )
         return key_id(self.current)

@@ -70,9 +70,7 @@ def _windows_event(rng: random.Random, ts: datetime) -> tuple[str, dict]:
 GENERATORS = (_syslog, _json_event, _windows_event)
 
 
-def generate_rows(
-    count: int, days: float = 7, seed: int | None = None, now: datetime | None = None
-) -> Iterator[tuple]:
+def generate_rows(count: int, days: float = 7, seed: int | None = None, now: datetime | None = None) -> Iterator[tuple]:
     """Yield ``(timestamp, log_id, raw_log, fields_json, ingest_timestamp)`` spread over ``days``."""
     rng = random.Random(seed)
     end = now or datetime.now(UTC)

@@ -36,9 +36,7 @@ class Fractal(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Logs older than this many days are deleted once archived. Empty keeps logs forever.",
     )
-    archive_schedule = models.CharField(
-        max_length=10, choices=ArchiveSchedule.choices, default=ArchiveSchedule.NEVER
-    )
+    archive_schedule = models.CharField(max_length=10, choices=ArchiveSchedule.choices, default=ArchiveSchedule.NEVER)
     max_archives = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -71,9 +69,7 @@ class FractalMembership(models.Model):
         VIEWER = "viewer", "Viewer"
 
     fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fractal_memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fractal_memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
 
     class Meta:

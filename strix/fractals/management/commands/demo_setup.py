@@ -23,9 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, rows, username, **options):
         logstore.ensure_schema()
         password = secrets.token_urlsafe(12)
-        user, _ = get_user_model().objects.get_or_create(
-            username=username, defaults={"email": "admin@localhost"}
-        )
+        user, _ = get_user_model().objects.get_or_create(username=username, defaults={"email": "admin@localhost"})
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()

@@ -1,0 +1,145 @@
+"""The container's clear, authenticated header (layout in docs/FORMAT.md).
+
+    magic "STRIXDP\\n" (8) | version u16 BE | length u32 BE | header JSON (length bytes) | HMAC-SHA256 (32)
+
+The JSON can be read without any key (for listings); the HMAC, under a key derived from the master
+key and the file's salt, proves it unaltered once the key is known.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF
+
+from strix.crypto.errors import (
+    HeaderTamperedError,
+    NotAContainerError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+
+MAGIC = b"STRIXDP\n"
+FORMAT_VERSION = 1
+PREFIX = struct.Struct(">8sHI")
+MAC_BYTES = 32
+MAX_HEADER_JSON = 64 * 1024
+SALT_BYTES = 32
+NONCE_PREFIX_BYTES = 7
+KINDS = ("archive", "backup")
+
+
+@dataclass(frozen=True)
+class Header:
+    kind: str
+    key_id: str
+    salt: bytes
+    nonce_prefix: bytes
+    chunk_size: int
+    created: str
+    app_version: str
+    metadata: dict = field(default_factory=dict)
+    raw: bytes = b""  # the exact bytes as written, MAC included; their SHA-256 is every chunk's AAD
+
+    def to_json(self) -> bytes:
+        document = {
+            "kind": self.kind,
+            "key_id": self.key_id,
+            "salt": base64.b64encode(self.salt).decode(),
+            "nonce_prefix": base64.b64encode(self.nonce_prefix).decode(),
+            "chunk_size": self.chunk_size,
+            "created": self.created,
+            "app_version": self.app_version,
+            "metadata": self.metadata,
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.raw).digest()
+
+
+@dataclass(frozen=True)
+class FileKeys:
+    header_mac_key: bytes
+    payload_key: bytes
+
+
+def derive_file_keys(master_key: bytes, salt: bytes) -> FileKeys:
+    """Per-file keys from the master key and the file's random salt (HKDF-SHA256)."""
+    header_key, payload_key = HKDF(master_key, 32, salt, SHA256, num_keys=2, context=b"strix-container v1")
+    return FileKeys(header_mac_key=header_key, payload_key=payload_key)
+
+
+def encode_header(header: Header, keys: FileKeys) -> bytes:
+    body = header.to_json()
+    signed = PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+    return signed + hmac.new(keys.header_mac_key, signed, hashlib.sha256).digest()
+
+
+def read_header(source: BinaryIO) -> Header:
+    """Parse the header without verifying it (no key needed); :func:`verify_header` checks it."""
+    prefix = _read_exact(source, PREFIX.size, "the header")
+    magic, version, length = PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise NotAContainerError("not a Strix Data Protection archive or backup (wrong magic bytes).")
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"container format version {version} is not supported (this release reads version "
+            f"{FORMAT_VERSION}); upgrade Strix Data Protection to read it."
+        )
+    if length > MAX_HEADER_JSON:
+        raise HeaderTamperedError(f"header length {length} exceeds {MAX_HEADER_JSON} bytes; the header was altered.")
+    body = _read_exact(source, length, "the header")
+    mac = _read_exact(source, MAC_BYTES, "the header")
+    try:
+        document = json.loads(body)
+        header = Header(
+            kind=document["kind"],
+            key_id=document["key_id"],
+            salt=base64.b64decode(document["salt"], validate=True),
+            nonce_prefix=base64.b64decode(document["nonce_prefix"], validate=True),
+            chunk_size=int(document["chunk_size"]),
+            created=document["created"],
+            app_version=document["app_version"],
+            metadata=document.get("metadata") or {},
+            raw=prefix + body + mac,
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise HeaderTamperedError(f"the header is unreadable ({e.__class__.__name__}); it was altered.") from None
+    if (
+        header.kind not in KINDS
+        or len(header.salt) != SALT_BYTES
+        or len(header.nonce_prefix) != NONCE_PREFIX_BYTES
+        or not 0 < header.chunk_size <= 64 * 1024 * 1024
+    ):
+        raise HeaderTamperedError("the header holds impossible values; it was altered.")
+    return header
+
+
+def verify_header(header: Header, keys: FileKeys) -> None:
+    signed, mac = header.raw[:-MAC_BYTES], header.raw[-MAC_BYTES:]
+    expected = hmac.new(keys.header_mac_key, signed, hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, expected):
+        raise HeaderTamperedError("the header failed authentication: it was altered after the file was written.")
+
+
+def _read_exact(source: BinaryIO, size: int, what: str) -> bytes:
+    data = source.read(size)
+    while data is not None and len(data) < size:
+        more = source.read(size - len(data))
+        if not more:
+            break
+        data += more
+    if not data or len(data) < size:
+        if not data and what == "the header":
+            raise NotAContainerError("the file is empty or too short to be a Strix Data Protection file.")
+        raise TruncatedError(f"the file ends inside {what}; it was truncated.")
+    return data

@@ -1,0 +1,82 @@
+"""`manage.py archives verify|decrypt`: an operator can check and read a file with only the key."""
+
+import io
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from strix.crypto.container import ContainerWriter
+from strix.crypto.keys import Keyring, generate_key
+
+NDJSON = b'{"timestamp":"2026-01-01 00:00:00","raw_log":"h\\u00e9","log_id":"1","fields":"{}"}\n' * 5000
+
+
+@pytest.fixture
+def archive_file(tmp_path):
+    path = tmp_path / "a.strix-archive"
+    with open(path, "wb") as sink:
+        writer = ContainerWriter(
+            sink,
+            Keyring.from_settings(),
+            "archive",
+            {"fractal_id": "f-1", "fractal_name": "soc", "time_start": "a", "time_end": "b"},
+            chunk_size=8192,
+        )
+        writer.write(NDJSON)
+        writer.close()
+    return path
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("archives", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_verify_prints_header_and_trailer(archive_file):
+    out, _ = run("verify", "--file", str(archive_file))
+    assert "authentic" in out
+    for expected in (
+        "archive",
+        "rows: 5000",
+        f"plaintext bytes: {len(NDJSON)}",
+        "fractal name: soc",
+        "sha256",
+    ):
+        assert expected in out
+
+
+def test_decrypt_writes_the_plaintext(archive_file, tmp_path):
+    target = tmp_path / "out.ndjson"
+    run("decrypt", "--file", str(archive_file), "-o", str(target))
+    assert target.read_bytes() == NDJSON
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_decrypt_of_a_damaged_file_fails_and_writes_nothing(archive_file, tmp_path, damage):
+    blob = bytearray(archive_file.read_bytes())
+    if damage == "flip":
+        blob[len(blob) // 2] ^= 0x01
+    else:
+        del blob[len(blob) // 2 :]
+    archive_file.write_bytes(bytes(blob))
+    target = tmp_path / "out.ndjson"
+    with pytest.raises(CommandError) as caught:
+        run("decrypt", "--file", str(archive_file), "-o", str(target))
+    assert "truncated" in str(caught.value) or "failed authentication" in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.strix-archive"]
+
+
+def test_verify_with_the_wrong_key_names_the_key_id(archive_file, monkeypatch):
+    monkeypatch.setattr(settings, "STRIX_BACKUP_ENCRYPTION_KEY", generate_key())
+    with pytest.raises(CommandError, match="key id [0-9a-f]{16}.*STRIX_BACKUP_DECRYPTION_KEYS"):
+        run("verify", "--file", str(archive_file))
+
+
+@pytest.mark.parametrize("make_path", [lambda tmp: tmp / "missing.strix-archive", lambda tmp: tmp])
+def test_missing_file_or_directory_is_a_clear_error(tmp_path, make_path):
+    with pytest.raises(CommandError, match="does not exist|is a directory"):
+        run("verify", "--file", str(make_path(tmp_path)))

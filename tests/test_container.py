@@ -1,0 +1,239 @@
+"""The encrypted container: exact round trips, and every attack refused with its own error."""
+
+import io
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strix.crypto import errors
+from strix.crypto.container import CHUNK_SIZE, FRAME, TAG_BYTES, ContainerReader, ContainerWriter
+from strix.crypto.header import FORMAT_VERSION, PREFIX
+from strix.crypto.keys import Keyring, generate_key, key_id, parse_key
+
+KEY_A = generate_key()
+KEY_B = generate_key()
+SMALL_CHUNK = 4096
+
+
+def seal(data: bytes, keyring=None, kind="backup", chunk_size=CHUNK_SIZE, metadata=None, level=3) -> bytes:
+    sink = io.BytesIO()
+    writer = ContainerWriter(
+        sink, keyring or Keyring.from_values(KEY_A), kind, metadata or {}, chunk_size=chunk_size, level=level
+    )
+    for offset in range(0, len(data), 65536):
+        writer.write(data[offset : offset + 65536])
+    writer.close()
+    return sink.getvalue()
+
+
+def open_all(blob: bytes, keyring=None) -> tuple[bytes, ContainerReader]:
+    reader = ContainerReader(io.BytesIO(blob), keyring or Keyring.from_values(KEY_A))
+    return b"".join(reader), reader
+
+
+def frames(blob: bytes) -> list[tuple[int, int]]:
+    """(offset, total length) of every frame after the header."""
+    offset = PREFIX.size + PREFIX.unpack(blob[: PREFIX.size])[2] + 32
+    spans = []
+    while offset < len(blob):
+        _, length = FRAME.unpack(blob[offset : offset + FRAME.size])
+        spans.append((offset, FRAME.size + length))
+        offset += FRAME.size + length
+    return spans
+
+
+def incompressible(n: int) -> bytes:
+    return os.urandom(n)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        0,
+        1,
+        CHUNK_SIZE - 1,
+        CHUNK_SIZE,
+        CHUNK_SIZE + 1,
+        3 * CHUNK_SIZE - 1,
+        3 * CHUNK_SIZE,
+        3 * CHUNK_SIZE + 1,
+    ],
+)
+def test_round_trip_is_exact_around_chunk_boundaries(size):
+    data = incompressible(size)  # random bytes keep compressed size close to plaintext size
+    plain, reader = open_all(seal(data))
+    assert plain == data
+    assert reader.trailer.plaintext_bytes == size
+
+
+def test_round_trip_of_200_mb_streams_exactly():
+    block = os.urandom(1 << 20)
+    sink = io.BytesIO()
+    writer = ContainerWriter(sink, Keyring.from_values(KEY_A), "archive", {}, level=1)
+    import hashlib
+
+    digest = hashlib.sha256()
+    for i in range(200):
+        piece = block[i:] + block[:i] + b"\n"
+        digest.update(piece)
+        writer.write(piece)
+    trailer = writer.close()
+    sink.seek(0)
+    reader = ContainerReader(sink, Keyring.from_values(KEY_A))
+    check = hashlib.sha256()
+    for chunk in reader:
+        check.update(chunk)
+    assert check.hexdigest() == digest.hexdigest() == reader.trailer.sha256 == trailer.sha256
+    assert reader.trailer.rows >= 200
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=50_000), chunk_size=st.integers(min_value=1, max_value=9000))
+def test_property_round_trip_for_any_data_and_chunk_size(data, chunk_size):
+    plain, _ = open_all(seal(data, chunk_size=chunk_size))
+    assert plain == data
+
+
+def test_archive_trailer_counts_rows():
+    data = b'{"a":1}\n{"a":2}\n{"a":3}\n'
+    _, reader = open_all(seal(data, kind="archive"))
+    assert reader.trailer.rows == 3
+
+
+def test_same_plaintext_twice_gives_different_ciphertext():
+    data = b"same plaintext" * 1000
+    first, second = seal(data), seal(data)
+    assert first != second
+    assert open_all(first)[0] == open_all(second)[0] == data
+
+
+def test_rotation_old_key_still_decrypts_and_new_files_carry_new_key_id():
+    old_file = seal(b"written under A")
+    rotated = Keyring.from_values(KEY_B, [KEY_A])
+    assert open_all(old_file, rotated)[0] == b"written under A"
+    new_file = seal(b"written under B", keyring=rotated)
+    assert ContainerReader(io.BytesIO(new_file), rotated).header.key_id == key_id(parse_key(KEY_B))
+    with pytest.raises(errors.UnknownKeyError):
+        open_all(new_file, Keyring.from_values(KEY_A))
+
+
+def test_file_from_unknown_key_fails_at_once_naming_the_key_id():
+    blob = seal(b"secret")
+    with pytest.raises(errors.UnknownKeyError) as caught:
+        ContainerReader(io.BytesIO(blob), Keyring.from_values(KEY_B))
+    assert key_id(parse_key(KEY_A)) in str(caught.value)
+    assert "STRIX_BACKUP_DECRYPTION_KEYS" in str(caught.value)
+    assert KEY_A not in str(caught.value)
+
+
+# --- attacks -------------------------------------------------------------------------------------
+
+MULTI = incompressible(5 * SMALL_CHUNK + 123)
+
+
+@pytest.fixture
+def multi_chunk_file():
+    blob = seal(MULTI, chunk_size=SMALL_CHUNK, level=1)
+    assert len(frames(blob)) >= 6
+    return blob
+
+
+def flip(blob: bytes, offset: int, bit: int = 0) -> bytes:
+    mutated = bytearray(blob)
+    mutated[offset] ^= 1 << bit
+    return bytes(mutated)
+
+
+def refuse(blob: bytes, error):
+    with pytest.raises(error) as caught:
+        open_all(blob)
+    return caught.value
+
+
+def test_bit_flipped_in_header_metadata_is_refused(multi_chunk_file):
+    header_json_start = PREFIX.size
+    position = multi_chunk_file.index(b'"created"', header_json_start) + 12
+    refuse(flip(multi_chunk_file, position), errors.HeaderTamperedError)
+
+
+def test_bit_flipped_in_header_mac_is_refused(multi_chunk_file):
+    first_frame = frames(multi_chunk_file)[0][0]
+    refuse(flip(multi_chunk_file, first_frame - 1), errors.HeaderTamperedError)
+
+
+def test_bit_flipped_in_a_chunk_is_refused_naming_the_chunk(multi_chunk_file):
+    offset, _ = frames(multi_chunk_file)[2]
+    error = refuse(flip(multi_chunk_file, offset + FRAME.size + 10), errors.ChunkAuthenticationError)
+    assert error.index == 2 and type(error) is errors.ChunkAuthenticationError
+
+
+def test_bit_flipped_in_a_tag_is_refused(multi_chunk_file):
+    offset, length = frames(multi_chunk_file)[1]
+    error = refuse(flip(multi_chunk_file, offset + length - TAG_BYTES + 3), errors.ChunkAuthenticationError)
+    assert error.index == 1
+
+
+def test_bit_flipped_in_the_trailer_is_refused(multi_chunk_file):
+    offset, _ = frames(multi_chunk_file)[-1]
+    error = refuse(flip(multi_chunk_file, offset + FRAME.size + 2), errors.ChunkAuthenticationError)
+    assert error.index == len(frames(multi_chunk_file)) - 1
+
+
+def test_last_chunk_flag_flipped_is_refused(multi_chunk_file):
+    last, _ = frames(multi_chunk_file)[-1]
+    refuse(flip(multi_chunk_file, last), errors.LastChunkFlagError)
+    first, _ = frames(multi_chunk_file)[0]
+    refuse(flip(multi_chunk_file, first), errors.LastChunkFlagError)
+
+
+def test_truncation_at_every_chunk_boundary_is_refused(multi_chunk_file):
+    for offset, _ in frames(multi_chunk_file):
+        error = refuse(multi_chunk_file[:offset], errors.TruncatedError)
+        assert "truncated" in str(error)
+
+
+def test_truncation_inside_chunks_is_refused(multi_chunk_file):
+    for offset, length in frames(multi_chunk_file):
+        for cut in (1, FRAME.size, FRAME.size + 1, length // 2, length - 1):
+            refuse(multi_chunk_file[: offset + cut], errors.TruncatedError)
+
+
+def test_truncation_inside_the_header_is_refused(multi_chunk_file):
+    refuse(multi_chunk_file[: PREFIX.size + 5], errors.TruncatedError)
+
+
+def test_two_chunks_swapped_are_refused(multi_chunk_file):
+    (a, la), (b, lb) = frames(multi_chunk_file)[1:3]
+    swapped = multi_chunk_file[:a] + multi_chunk_file[b : b + lb] + multi_chunk_file[a : a + la]
+    swapped += multi_chunk_file[b + lb :]
+    error = refuse(swapped, errors.ChunkOrderError)
+    assert (error.index, error.found) == (1, 2)
+
+
+def test_chunk_spliced_from_another_file_with_the_same_key_is_refused(multi_chunk_file):
+    other = seal(incompressible(len(MULTI)), chunk_size=SMALL_CHUNK, level=1)
+    offset, length = frames(multi_chunk_file)[2]
+    other_offset, other_length = frames(other)[2]
+    assert length == other_length
+    spliced = multi_chunk_file[:offset] + other[other_offset : other_offset + other_length]
+    spliced += multi_chunk_file[offset + length :]
+    error = refuse(spliced, errors.ChunkAuthenticationError)
+    assert error.index == 2
+
+
+def test_bytes_appended_are_refused(multi_chunk_file):
+    refuse(multi_chunk_file + b"\x00", errors.TrailingDataError)
+
+
+def test_unsupported_version_is_refused(multi_chunk_file):
+    mutated = bytearray(multi_chunk_file)
+    mutated[8:10] = (FORMAT_VERSION + 1).to_bytes(2, "big")
+    error = refuse(bytes(mutated), errors.UnsupportedVersionError)
+    assert "upgrade" in str(error)
+
+
+def test_not_a_container_is_refused():
+    refuse(b"PGDMP\x01\x0e" + b"\x00" * 100, errors.NotAContainerError)
+    refuse(b"", errors.NotAContainerError)
