@@ -237,3 +237,36 @@ def test_unsupported_version_is_refused(multi_chunk_file):
 def test_not_a_container_is_refused():
     refuse(b"PGDMP\x01\x0e" + b"\x00" * 100, errors.NotAContainerError)
     refuse(b"", errors.NotAContainerError)
+
+
+class FailingSink:
+    def __init__(self, fail_after: int):
+        self.written = 0
+        self.fail_after = fail_after
+
+    def write(self, data):
+        self.written += len(data)
+        if self.written > self.fail_after:
+            raise OSError(28, "No space left on device")
+        return len(data)
+
+
+def test_a_failing_sink_surfaces_its_error_to_the_writer_without_hanging():
+    writer = ContainerWriter(FailingSink(3 * CHUNK_SIZE), Keyring.from_values(KEY_A), "backup", {}, level=1)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(64):
+            writer.write(incompressible(CHUNK_SIZE))
+        writer.close()
+    writer.abort()
+    assert not writer._thread.is_alive()
+
+
+def test_context_manager_aborts_on_error_and_writes_no_trailer():
+    sink = io.BytesIO()
+    with pytest.raises(RuntimeError, match="boom"):
+        with ContainerWriter(sink, Keyring.from_values(KEY_A), "backup", {}) as writer:
+            writer.write(b"partial data")
+            raise RuntimeError("boom")
+    assert writer.trailer is None
+    with pytest.raises(errors.TruncatedError):
+        open_all(sink.getvalue())

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,25 +101,33 @@ class ContainerWriter:
         self._rows = 0
         self._index = 0
         self.trailer: Trailer | None = None
+        # Hashing and row counting stay on the caller's thread while compression and sealing run on
+        # another: both release the GIL, so the two overlap on two cores. The queue bounds memory.
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._compress_and_seal, name="container-writer", daemon=True)
+        self._thread.start()
 
     def write(self, data: bytes) -> int:
         if self.trailer is not None:
             raise ValueError("the container is already closed")
+        self._raise_failure()
         if not data:
             return 0
+        data = bytes(data)
         self._sha.update(data)
         self._bytes += len(data)
         if self._count_rows:
             self._rows += data.count(b"\n")
-        for chunk in self._chunker.compress(data):
-            self._seal(chunk, DATA)
+        self._queue.put(data)
         return len(data)
 
     def close(self) -> Trailer:
         if self.trailer is not None:
             return self.trailer
-        for chunk in self._chunker.finish():
-            self._seal(chunk, DATA)
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_failure()
         trailer = Trailer(
             plaintext_bytes=self._bytes,
             sha256=self._sha.hexdigest(),
@@ -127,6 +137,44 @@ class ContainerWriter:
         self._seal(trailer.to_json(), FINAL)
         self.trailer = trailer
         return trailer
+
+    def abort(self) -> None:
+        """Stop the background thread without a trailer; what was written is to be discarded."""
+        if self._failure is None:
+            self._failure = RuntimeError("the container was aborted")
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.05)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=0.05)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _compress_and_seal(self) -> None:
+        try:
+            while (data := self._queue.get()) is not None:
+                if self._failure is None:
+                    for chunk in self._chunker.compress(data):
+                        self._seal(chunk, DATA)
+            if self._failure is None:
+                for chunk in self._chunker.finish():
+                    self._seal(chunk, DATA)
+        except BaseException as e:  # re-raised on the caller's thread at the next write or close
+            self._failure = e
+            while self._queue.get() is not None:  # keep draining so the caller never blocks
+                pass
 
     def _seal(self, plaintext: bytes, flag: int) -> None:
         cipher = AES.new(self._key, AES.MODE_GCM, nonce=_nonce(self.header.nonce_prefix, self._index, flag))
