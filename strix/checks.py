@@ -1,8 +1,5 @@
 """Start-up checks: each names what is wrong and what to do, in one line, without a traceback."""
 
-from pathlib import Path
-
-from django.conf import settings
 from django.core.checks import Error, register
 
 from strix import logstore
@@ -54,21 +51,19 @@ def check_redis(app_configs=None, **kwargs):
 
 
 @register("strix")
-def check_archive_dir(app_configs=None, **kwargs):
-    if settings.STRIX_S3["endpoint_url"] or settings.STRIX_S3["bucket_name"]:
-        return []
-    path = Path(settings.STRIX_ARCHIVE_DIR)
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        probe = path / ".strix-write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        return [
-            Error(
-                f"archive directory {path} is not writable ({e.strerror or e}).",
-                hint="Create it and give the Strix user write access, or set STRIX_ARCHIVE_DIR.",
-                id="strix.E004",
+def check_storage(app_configs=None, **kwargs):
+    from strix.storage import StorageError, get_store
+
+    errors = []
+    for kind in ("archives", "backups"):
+        try:
+            get_store(kind).check()
+        except StorageError as e:
+            errors.append(
+                Error(
+                    str(e),
+                    hint="Fix STRIX_ARCHIVE_DIR / STRIX_INSTALL_DIR or the STRIX_S3_* settings.",
+                    id="strix.E004",
+                )
             )
-        ]
-    return []
+    return errors

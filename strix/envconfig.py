@@ -101,3 +101,46 @@ def clickhouse_from_env() -> dict:
         "password": parsed.password or "",
         "secure": parsed.scheme == "clickhouses",
     }
+
+
+def storage_backends(s3: dict, archive_dir, backup_dir) -> dict:
+    """``STORAGES`` entries for archives and backups: S3 when a bucket is configured, disk otherwise."""
+    if s3.get("bucket_name"):
+        from botocore.config import Config
+
+        def s3_backend(prefix: str) -> dict:
+            return {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": s3["bucket_name"],
+                    "endpoint_url": s3["endpoint_url"] or None,
+                    "access_key": s3["access_key"] or None,
+                    "secret_key": s3["secret_key"] or None,
+                    "region_name": s3["region_name"],
+                    "location": prefix,
+                    "default_acl": None,
+                    "file_overwrite": False,
+                    # Path-style addressing for MinIO and friends; fail fast on an unreachable endpoint.
+                    "client_config": Config(
+                        s3={"addressing_style": "path"},
+                        signature_version="s3v4",
+                        connect_timeout=5,
+                        read_timeout=120,
+                        retries={"max_attempts": 3, "mode": "standard"},
+                    ),
+                },
+            }
+
+        return {"archives": s3_backend("archives"), "backups": s3_backend("backups")}
+
+    def disk_backend(location) -> dict:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {
+                "location": str(location),
+                "file_permissions_mode": 0o600,
+                "directory_permissions_mode": 0o700,
+            },
+        }
+
+    return {"archives": disk_backend(archive_dir), "backups": disk_backend(backup_dir)}

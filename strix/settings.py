@@ -14,6 +14,7 @@ from strix.envconfig import (
     env_list,
     env_str,
     load_env_file,
+    storage_backends,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,13 +90,20 @@ STRIX_BACKUP_DECRYPTION_KEYS = env_list("STRIX_BACKUP_DECRYPTION_KEYS")
 
 # --- Strix: storage -----------------------------------------------------------------------------
 STRIX_ARCHIVE_DIR = Path(env_str("STRIX_ARCHIVE_DIR", str(BASE_DIR / "var" / "archives")))
-STRIX_BACKUP_DIR = Path(env_str("STRIX_BACKUP_DIR", str(INSTALL_DIR / "backups")))
+# An install keeps backups in {install_dir}/backups; a checkout keeps them under var/ (backups/ is code).
+_DEFAULT_BACKUP_DIR = INSTALL_DIR / "backups" if INSTALL_DIR != BASE_DIR else BASE_DIR / "var" / "backups"
+STRIX_BACKUP_DIR = Path(env_str("STRIX_BACKUP_DIR", str(_DEFAULT_BACKUP_DIR)))
 STRIX_S3 = {
     "endpoint_url": os.environ.get("STRIX_S3_ENDPOINT", ""),
     "bucket_name": os.environ.get("STRIX_S3_BUCKET", ""),
     "access_key": os.environ.get("STRIX_S3_ACCESS_KEY", ""),
     "secret_key": os.environ.get("STRIX_S3_SECRET_KEY", ""),
     "region_name": os.environ.get("STRIX_S3_REGION", "") or "us-east-1",
+}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    **storage_backends(STRIX_S3, STRIX_ARCHIVE_DIR, STRIX_BACKUP_DIR),
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ TEST_REDIS_DB = 13
 
 
 @pytest.fixture(scope="session", autouse=True)
-def strix_test_environment():
+def strix_test_environment(tmp_path_factory):
+    from strix.envconfig import storage_backends
+
     ch_database = f"strix_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     redis_url = settings.STRIX_REDIS_URL.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
     key = generate_key()
@@ -31,6 +33,19 @@ def strix_test_environment():
         setattr(settings, name, value)
         os.environ[name] = value
     settings.STRIX_BACKUP_DECRYPTION_KEYS = []
+    storage_root = tmp_path_factory.mktemp("storage")
+    for name, path in (
+        ("STRIX_ARCHIVE_DIR", storage_root / "archives"),
+        ("STRIX_BACKUP_DIR", storage_root / "backups"),
+    ):
+        setattr(settings, name, path)
+        os.environ[name] = str(path)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        **storage_backends({}, settings.STRIX_ARCHIVE_DIR, settings.STRIX_BACKUP_DIR),
+    }
+    for variable in ("STRIX_S3_BUCKET", "STRIX_S3_ENDPOINT"):
+        os.environ.pop(variable, None)
     os.environ.pop("STRIX_BACKUP_DECRYPTION_KEYS", None)
     logstore.ensure_schema()
     yield
@@ -80,3 +95,36 @@ def seed_rows():
         return rows
 
     return seed
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    bucket = f"strix-test-{uuid.uuid4().hex[:10]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture(params=["disk", "s3"])
+def storage_backend(request, settings, tmp_path):
+    """Point the archives and backups stores at a fresh directory or a fresh bucket on the S3 server."""
+    from strix.envconfig import storage_backends
+
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        s3 = server.settings_for(request.getfixturevalue("s3_bucket"))
+    else:
+        s3 = {}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        **storage_backends(s3, tmp_path / "archives", tmp_path / "backups"),
+    }
+    return request.param

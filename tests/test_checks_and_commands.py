@@ -68,8 +68,15 @@ def test_malformed_encryption_key_fails_in_one_line_without_echoing_the_key(args
 def test_archive_dir_not_writable_is_reported(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    monkeypatch.setattr(settings, "STRIX_ARCHIVE_DIR", blocker / "archives")
-    errors = checks.check_archive_dir()
+    monkeypatch.setattr(
+        settings,
+        "STORAGES",
+        {
+            **settings.STORAGES,
+            "archives": {**settings.STORAGES["archives"], "OPTIONS": {"location": str(blocker / "archives")}},
+        },
+    )
+    errors = checks.check_storage()
     assert [e.id for e in errors] == ["strix.E004"]
 
 
