@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+import requests
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 from django.conf import settings
@@ -210,6 +211,181 @@ def wait_for_mutations(table: str, timeout: float = 3600) -> None:
         if time.monotonic() > deadline:
             raise LogStoreError(f"ClickHouse at {server_address()} did not finish deleting rows within {timeout:.0f}s.")
         time.sleep(0.2)
+
+
+def fractal_span(fractal_id: str, start: datetime | None = None) -> tuple[int, datetime | None, datetime | None]:
+    """(row count, first timestamp, last timestamp) of a fractal's rows at or after ``start``."""
+    where, params = _window(start, None)
+    query = (
+        f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} "
+        f"WHERE fractal_id = %(fid)s{where}"
+    )
+    count, first, last = execute(query, {"fid": fractal_id, **params})[0]
+    return (count, _utc(first), _utc(last)) if count else (0, None, None)
+
+
+def day_windows(fractal_id: str, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    """UTC day windows ``[d, d+1)`` covering a fractal's rows at or after ``start``.
+
+    Archives stream one day at a time so that ClickHouse sorts a day, never a whole fractal.
+    """
+    count, first, last = fractal_span(fractal_id, start)
+    if not count:
+        return []
+    day = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    windows = []
+    while day <= last:
+        windows.append((max(day, start) if start else day, day + timedelta(days=1)))
+        day += timedelta(days=1)
+    return windows
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + _quote(value) + "'"
+
+
+def _sql_time(value: datetime) -> str:
+    return f"toDateTime('{_utc(value):%Y-%m-%d %H:%M:%S}', 'UTC')"
+
+
+# --- bulk NDJSON over the HTTP interface ---------------------------------------------------------
+
+
+def _http_url() -> str:
+    cfg = settings.STRIX_CLICKHOUSE
+    scheme = "https" if cfg["secure"] else "http"
+    return f"{scheme}://{cfg['host']}:{cfg['http_port']}/"
+
+
+def _http(method: str, query: str, data=None, stream: bool = False, **extra_settings) -> requests.Response:
+    cfg = settings.STRIX_CLICKHOUSE
+    params = {"query": query, "database": database(), **{k: str(v) for k, v in extra_settings.items()}}
+    where = f"ClickHouse HTTP at {cfg['host']}:{cfg['http_port']}"
+    try:
+        response = requests.request(
+            method,
+            _http_url(),
+            params=params,
+            data=data,
+            stream=stream,
+            auth=(cfg["user"], cfg["password"]),
+            timeout=(5, 600),
+        )
+    except requests.ConnectionError as e:
+        raise LogStoreUnavailable(
+            f"{where} is unreachable ({e.__class__.__name__}); check that it is running and the http_port in "
+            "STRIX_CLICKHOUSE_URL."
+        ) from e
+    except requests.RequestException as e:
+        raise LogStoreError(f"{where} failed: {e.__class__.__name__}: {e}") from e
+    if response.status_code != 200:
+        text = response.text.strip().splitlines()
+        raise LogStoreQueryError(f"{where} refused the query: {text[0] if text else response.status_code}")
+    return response
+
+
+def stream_records(
+    fractal_id: str, start: datetime | None, end: datetime | None, block_size: int = 1 << 20
+) -> Iterator[bytes]:
+    """A fractal's rows in ``[start, end)`` as archive records (NDJSON, ClickHouse's JSONEachRow), by time.
+
+    ClickHouse formats the rows itself. Blocks end on a line boundary. A server error after the
+    response began is appended to the body as text; it is detected here and raised.
+    """
+    conditions = [f"fractal_id = {_sql_string(fractal_id)}"]
+    if start is not None:
+        conditions.append(f"timestamp >= {_sql_time(start)}")
+    if end is not None:
+        conditions.append(f"timestamp < {_sql_time(end)}")
+    query = (
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
+        f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
+    )
+    response = _http("GET", query, stream=True)
+    carry = b""
+    try:
+        while True:
+            try:
+                data = response.raw.read(block_size)
+            except Exception as e:
+                raise LogStoreError(f"ClickHouse HTTP stream broke off: {e.__class__.__name__}") from e
+            if not data:
+                break
+            data = carry + data
+            cut = data.rfind(b"\n") + 1
+            carry, data = data[cut:], data[:cut]
+            if data:
+                _check_last_line(data)
+                yield data
+    finally:
+        response.close()
+    if carry:
+        _check_last_line(carry + b"\n")
+        raise LogStoreQueryError(f"ClickHouse ended the row stream mid-line: {carry[:200]!r}")
+
+
+def _check_last_line(block: bytes) -> None:
+    start = block.rfind(b"\n", 0, len(block) - 1) + 1
+    if block[start : start + 1] != b"{":
+        message = block[start:].decode("utf-8", "replace").strip()
+        raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")
+
+
+def create_staging_table(name: str) -> None:
+    """A table holding archive records (no fractal_id) until a restore is verified."""
+    ts = timestamp_type(server_version())
+    execute(
+        f"CREATE TABLE {database()}.{name} (timestamp {ts}, raw_log String, log_id String, fields String, "
+        f"ingest_timestamp {ts}) ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY timestamp"
+    )
+
+
+def insert_records(table: str, blocks: Iterable[bytes]) -> None:
+    """Stream NDJSON archive records into ``table`` as one chunked HTTP INSERT."""
+    query = f"INSERT INTO {database()}.{table} ({', '.join(RECORD_COLUMNS)}) FORMAT JSONEachRow"
+    # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
+    _http("POST", query, data=iter(blocks), date_time_input_format="best_effort")
+
+
+def count_table(table: str) -> int:
+    return execute(f"SELECT count() FROM {database()}.{table}")[0][0]
+
+
+def promote_staging(table: str, fractal_id: str) -> None:
+    """Copy a staging table's rows into ``logs`` under ``fractal_id``."""
+    columns = ", ".join(LOG_COLUMNS)
+    execute(
+        f"INSERT INTO {database()}.{LOGS_TABLE} ({columns}) SELECT %(fid)s, timestamp, log_id, raw_log, "
+        f"fields, ingest_timestamp FROM {database()}.{table}",
+        {"fid": fractal_id},
+    )
+
+
+def drop_table(table: str) -> None:
+    execute(f"DROP TABLE IF EXISTS {database()}.{table}")
+
+
+def table_exists(table: str) -> bool:
+    query = "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(name)s"
+    return bool(execute(query, {"db": database(), "name": table})[0][0])
+
+
+def tables_with_prefix(prefix: str) -> list[str]:
+    query = "SELECT name FROM system.tables WHERE database = %(db)s AND startsWith(name, %(prefix)s)"
+    return [row[0] for row in execute(query, {"db": database(), "prefix": prefix})]
+
+
+def fractal_checksum(fractal_id: str) -> tuple[int, int]:
+    """(row count, order-independent hash of every row) to prove a fractal unchanged."""
+    query = (
+        "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
+        f"FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s"
+    )
+    return tuple(execute(query, {"fid": fractal_id})[0])
 
 
 def ping() -> None:

@@ -121,7 +121,11 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The beat schedule lives here; DatabaseScheduler syncs it into django-celery-beat's tables.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0},
+}
+# Per-fractal Redis locks expire this long after their worker's last heartbeat (renewed every TTL/4).
+STRIX_LOCK_TTL_SECONDS = float(env_str("STRIX_LOCK_TTL_SECONDS", "60"))
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,8 @@ from strix import logstore
 from strix.crypto.keys import generate_key
 
 TEST_REDIS_DB = 13
+# Short locks so that a killed worker's lock lapses within seconds (the reaper's cue).
+TEST_LOCK_TTL = 4.0
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,11 +29,20 @@ def strix_test_environment(tmp_path_factory):
         "STRIX_CLICKHOUSE_DATABASE": ch_database,
         "STRIX_REDIS_URL": redis_url,
         "STRIX_BACKUP_ENCRYPTION_KEY": key,
+        "STRIX_LOCK_TTL_SECONDS": str(TEST_LOCK_TTL),
     }
     previous = {name: getattr(settings, name) for name in overrides}
     for name, value in overrides.items():
         setattr(settings, name, value)
         os.environ[name] = value
+    settings.STRIX_LOCK_TTL_SECONDS = TEST_LOCK_TTL
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = redis_url
+    from strix.celery import app as celery_app
+
+    celery_app.conf.broker_url = celery_app.conf.result_backend = redis_url
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()  # leftovers of an earlier run must not reach this one's worker
     settings.STRIX_BACKUP_DECRYPTION_KEYS = []
     storage_root = tmp_path_factory.mktemp("storage")
     for name, path in (
@@ -128,3 +139,14 @@ def storage_backend(request, settings, tmp_path):
         **storage_backends(s3, tmp_path / "archives", tmp_path / "backups"),
     }
     return request.param
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real worker with two processes, shared by the tests that need one (use with transactional_db)."""
+    from tests.celery_worker import WorkerProcess
+
+    with django_db_blocker.unblock():
+        worker = WorkerProcess(tmp_path_factory.mktemp("worker-logs"))
+    yield worker
+    worker.stop()

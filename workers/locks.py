@@ -32,3 +32,66 @@ def ping() -> None:
             f"Redis at {redis_address()} is unreachable ({e.__class__.__name__}: {e}); "
             "check that it is running and that STRIX_REDIS_URL points to it."
         ) from e
+
+
+class FractalBusy(Exception):
+    def __init__(self, fractal_name: str):
+        super().__init__(f"an archive or restore is already running for fractal {fractal_name}")
+
+
+class LockLost(Exception):
+    """The lock expired and could not be renewed: another process may now hold the fractal."""
+
+
+def lock_ttl() -> float:
+    return float(getattr(settings, "STRIX_LOCK_TTL_SECONDS", 60))
+
+
+def _lock(fractal_id: str, token: str | None = None, ttl: float | None = None) -> redis.lock.Lock:
+    lock = connection().lock(f"strix:fractal-lock:{fractal_id}", timeout=ttl or lock_ttl(), thread_local=False)
+    if token is not None:
+        lock.local.token = token.encode()
+    return lock
+
+
+def acquire_fractal_lock(fractal_id: str, fractal_name: str, ttl: float) -> str:
+    """Take the fractal's lock without waiting; returns its token. ``ttl`` covers the wait in the queue."""
+    lock = _lock(fractal_id, ttl=ttl)
+    try:
+        if not lock.acquire(blocking=False):
+            raise FractalBusy(fractal_name)
+    except redis.RedisError as e:
+        raise RedisUnavailable(f"Redis at {redis_address()} is unreachable ({e.__class__.__name__}).") from e
+    return lock.local.token.decode()
+
+
+def release_fractal_lock(fractal_id: str, token: str) -> None:
+    """Release the lock if this token still holds it (an expired or stolen lock is left alone)."""
+    try:
+        _lock(fractal_id, token).release()
+    except (redis.exceptions.LockError, redis.RedisError):
+        pass
+
+
+def renew_fractal_lock(fractal_id: str, token: str) -> None:
+    """Reset the lock's time to live; raises :class:`LockLost` if another token holds it now.
+
+    If the key vanished (Redis restarted, or a long pause), it is taken back when still free: the
+    database claim has kept every other operation out meanwhile.
+    """
+    lock = _lock(fractal_id, token)
+    try:
+        lock.reacquire()
+    except redis.exceptions.LockNotOwnedError:
+        if not connection().set(lock.name, token, nx=True, px=int(lock_ttl() * 1000)):
+            raise LockLost(f"the lock of fractal {fractal_id} is held by another operation") from None
+    except redis.RedisError as e:
+        raise LockLost(f"Redis at {redis_address()} is unreachable ({e.__class__.__name__})") from e
+
+
+def fractal_lock_held(fractal_id: str, token: str | None = None) -> bool:
+    """Whether the fractal is locked (by ``token``, when given)."""
+    value = connection().get(f"strix:fractal-lock:{fractal_id}")
+    if value is None:
+        return False
+    return token is None or value == token.encode()

@@ -108,6 +108,11 @@ class ContainerWriter:
         self._thread = threading.Thread(target=self._compress_and_seal, name="container-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def rows_written(self) -> int:
+        """Rows (newlines) written so far; archives only."""
+        return self._rows
+
     def write(self, data: bytes) -> int:
         if self.trailer is not None:
             raise ValueError("the container is already closed")

@@ -1,0 +1,114 @@
+"""Records of fractal archives and of restores, and the one-operation-per-fractal claim."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from strix.fractals.models import Fractal
+
+
+class Archive(models.Model):
+    class Kind(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULED = "scheduled", "Scheduled"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ARCHIVING = "archiving", "Archiving"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.PENDING, Status.ARCHIVING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    fractal = models.ForeignKey(Fractal, on_delete=models.PROTECT, related_name="archives")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    file_name = models.CharField(max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    time_start = models.DateTimeField(null=True, blank=True, help_text="earliest row timestamp in the archive")
+    time_end = models.DateTimeField(null=True, blank=True, help_text="latest row timestamp in the archive")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the archive's plaintext")
+    key_id = models.CharField(max_length=32, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    progress_rows = models.BigIntegerField(default=0)
+    expected_rows = models.BigIntegerField(null=True, blank=True)
+    lock_token = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class RestoreJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RESTORING = "restoring", "Restoring"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.PENDING, Status.RESTORING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    archive = models.ForeignKey(Archive, on_delete=models.SET_NULL, null=True, related_name="restores")
+    target = models.ForeignKey(Fractal, on_delete=models.PROTECT, related_name="restores")
+    clear_existing = models.BooleanField(default=True, help_text="replace the target's logs instead of adding")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    progress_rows = models.BigIntegerField(default=0)
+    expected_rows = models.BigIntegerField(null=True, blank=True)
+    rows_restored = models.BigIntegerField(null=True, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    staging_table = models.CharField(max_length=100, blank=True)
+    lock_token = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class FractalOperation(models.Model):
+    """The database half of "one archive or restore per fractal": a row exists while one is active.
+
+    The unique fractal column makes a second claim fail even if Redis lost its locks.
+    """
+
+    fractal = models.OneToOneField(Fractal, on_delete=models.CASCADE, related_name="active_operation")
+    archive = models.OneToOneField(Archive, null=True, blank=True, on_delete=models.CASCADE)
+    restore = models.OneToOneField(RestoreJob, null=True, blank=True, on_delete=models.CASCADE)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(archive__isnull=False, restore__isnull=True)
+                | models.Q(archive__isnull=True, restore__isnull=False),
+                name="operation_is_archive_xor_restore",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.fractal} busy with {'archive' if self.archive_id else 'restore'}"

@@ -1,0 +1,20 @@
+"""The logic of fractal archives: every surface (admin, CLI, tasks) calls these and nothing else."""
+
+from archives.services.create import request_archive, run_archive
+from archives.services.delete import delete_archive
+from archives.services.errors import ArchiveError, ArchiveInUse, NotAllowed, NotRestorable
+from archives.services.reaper import reap_stale_jobs
+from archives.services.restore import request_restore, run_restore
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveInUse",
+    "NotAllowed",
+    "NotRestorable",
+    "delete_archive",
+    "reap_stale_jobs",
+    "request_archive",
+    "request_restore",
+    "run_archive",
+    "run_restore",
+]

@@ -1,0 +1,134 @@
+"""Creating a fractal archive: log store → NDJSON records → container → archives storage, streamed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from archives.models import Archive
+from archives.services.claims import claim_fractal, release_claim
+from archives.services.errors import require_admin
+from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
+from strix import logstore
+from strix.crypto.container import ContainerWriter
+from strix.crypto.keys import Keyring
+from strix.fractals.models import Fractal
+from strix.storage import get_store
+
+log = logging.getLogger(__name__)
+
+
+def archive_file_name(archive: Archive) -> str:
+    return f"{archive.fractal_id}/{archive.id}.strix-archive"
+
+
+def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enqueue: bool = True) -> Archive:
+    """Claim the fractal and queue an archive of it; raises FractalBusy or NotAllowed at once.
+
+    Scheduled archives pass ``user=None`` and are made on the system's behalf.
+    """
+    if user is not None:
+        require_admin(user, fractal)
+
+    def create(token: str) -> Archive:
+        archive = Archive.objects.create(fractal=fractal, kind=kind, requested_by=user, lock_token=token)
+        archive.file_name = archive_file_name(archive)
+        archive.save(update_fields=["file_name"])
+        return archive
+
+    archive = claim_fractal(fractal, create, "archive")
+    if enqueue:
+        from workers.tasks import archive_fractal
+
+        transaction.on_commit(lambda: archive_fractal.delay(str(archive.id)))
+    return archive
+
+
+def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Archive:
+    """Do the work of a pending archive (in a worker). The record says how it ended."""
+    if not start_job(Archive, archive_id, Archive.Status.ARCHIVING):
+        return Archive.objects.get(pk=archive_id)
+    archive = Archive.objects.select_related("fractal").get(pk=archive_id)
+    store = get_store("archives")
+    try:
+        with Heartbeat(archive, archive.fractal_id, on_progress) as heartbeat:
+            result = _write_archive(archive, store, heartbeat)
+        finish_job(archive, Archive.Status.COMPLETED, size_bytes=store.size(archive.file_name), **result)
+        log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
+    except Exception as e:
+        log.exception("archive %s of fractal %s failed", archive.id, archive.fractal.name)
+        store.discard_partial(archive.file_name)
+        finish_job(archive, Archive.Status.FAILED, error=f"{e.__class__.__name__}: {e}" if not str(e) else str(e))
+    finally:
+        release_claim(archive.fractal_id, archive.lock_token, archive=archive)
+    return archive
+
+
+def _write_archive(archive: Archive, store, heartbeat: Heartbeat) -> dict:
+    fractal = archive.fractal
+    fractal_id = str(fractal.id)
+    since = fractal.retention_cutoff()  # only rows inside the retention window
+    expected, first, last = logstore.fractal_span(fractal_id, since)
+    heartbeat.progress(0, expected)
+    metadata = {
+        "archive_id": str(archive.id),
+        "fractal_id": fractal_id,
+        "fractal_name": fractal.name,
+        **({"time_start": _iso(first), "time_end": _iso(last)} if expected else {}),
+        **({"retention_cutoff": _iso(since)} if since else {}),
+    }
+    edges = _EdgeRows()
+    keyring = Keyring.from_settings()
+    with store.open_write(archive.file_name) as sink:
+        with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
+            for window_start, window_end in logstore.day_windows(fractal_id, since):
+                for block in logstore.stream_records(fractal_id, window_start, window_end):
+                    writer.write(block)
+                    edges.see(block)
+                    heartbeat.progress(writer.rows_written)
+                    heartbeat.check()
+            trailer = writer.close()
+    heartbeat.progress(trailer.rows)
+    return {
+        "row_count": trailer.rows,
+        "sha256": trailer.sha256,
+        "key_id": writer.header.key_id,
+        "time_start": edges.first_timestamp(),
+        "time_end": edges.last_timestamp(),
+        "progress_rows": trailer.rows,
+    }
+
+
+def _iso(value: datetime) -> str:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _EdgeRows:
+    """The first and last records seen (rows stream in time order), for the archive's time range."""
+
+    def __init__(self):
+        self.first: bytes | None = None
+        self.last: bytes | None = None
+
+    def see(self, block: bytes) -> None:
+        if self.first is None:
+            self.first = block[: block.find(b"\n")]
+        self.last = block[block.rfind(b"\n", 0, len(block) - 1) + 1 : -1]
+
+    @staticmethod
+    def _timestamp(line: bytes | None) -> datetime | None:
+        if not line:
+            return None
+        text = json.loads(line)["timestamp"]
+        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
+
+    def first_timestamp(self) -> datetime | None:
+        return self._timestamp(self.first)
+
+    def last_timestamp(self) -> datetime | None:
+        return self._timestamp(self.last)

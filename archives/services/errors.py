@@ -1,0 +1,29 @@
+"""Errors a user can act on; every surface shows their message as it is."""
+
+from workers.locks import FractalBusy  # noqa: F401  (re-exported: "already running for fractal X")
+
+
+class ArchiveError(Exception):
+    pass
+
+
+class NotAllowed(ArchiveError):
+    pass
+
+
+class NotRestorable(ArchiveError):
+    pass
+
+
+class ArchiveInUse(ArchiveError):
+    pass
+
+
+class JobFailed(ArchiveError):
+    """Raised by tasks after the record was marked failed, so that Celery and Flower show FAILURE."""
+
+
+def require_admin(user, fractal) -> None:
+    if user is None or not fractal.is_administered_by(user):
+        who = getattr(user, "username", None) or "this user"
+        raise NotAllowed(f"{who} does not administer fractal {fractal.name}.")

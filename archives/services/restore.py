@@ -1,0 +1,132 @@
+"""Restoring an archive into a fractal without ever losing data.
+
+Rows go into a staging table first. Only when the whole archive has authenticated and the staged
+row count equals the trailer's is the target cleared (when asked) and the rows promoted. A bad
+archive leaves the target exactly as it was, and the staging table is always dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from archives.models import Archive, RestoreJob
+from archives.services.claims import claim_fractal, release_claim
+from archives.services.errors import NotRestorable, require_admin
+from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
+from strix import logstore
+from strix.crypto.container import ContainerReader
+from strix.crypto.errors import ContainerError
+from strix.crypto.keys import Keyring
+from strix.fractals.models import Fractal
+from strix.storage import get_store
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX = "restore_staging_"
+
+
+class RestoreMismatch(Exception):
+    pass
+
+
+def staging_table_name(job: RestoreJob) -> str:
+    return f"{STAGING_PREFIX}{job.id.hex}"
+
+
+def request_restore(
+    user, archive: Archive, target: Fractal | None = None, clear_existing: bool = True, enqueue: bool = True
+) -> RestoreJob:
+    """Claim the target and queue the restore; the user must administer the source and the target."""
+    target = target or archive.fractal
+    require_admin(user, archive.fractal)
+    require_admin(user, target)
+    if archive.status != Archive.Status.COMPLETED:
+        raise NotRestorable(f"archive {archive.id} is {archive.status}; only completed archives can be restored.")
+
+    def create(token: str) -> RestoreJob:
+        job = RestoreJob.objects.create(
+            archive=archive,
+            target=target,
+            clear_existing=clear_existing,
+            requested_by=user,
+            lock_token=token,
+            expected_rows=archive.row_count,
+        )
+        job.staging_table = staging_table_name(job)
+        job.save(update_fields=["staging_table"])
+        return job
+
+    job = claim_fractal(target, create, "restore")
+    if enqueue:
+        from workers.tasks import restore_archive
+
+        transaction.on_commit(lambda: restore_archive.delay(str(job.id)))
+    return job
+
+
+def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJob:
+    if not start_job(RestoreJob, job_id, RestoreJob.Status.RESTORING):
+        return RestoreJob.objects.get(pk=job_id)
+    job = RestoreJob.objects.select_related("archive", "target").get(pk=job_id)
+    try:
+        if job.archive is None:
+            raise NotRestorable("the archive was deleted before the restore started.")
+        with Heartbeat(job, job.target_id, on_progress) as heartbeat:
+            rows = _restore(job, heartbeat)
+        finish_job(job, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows)
+        log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
+    except Exception as e:
+        log.warning("restore %s into %s failed: %s", job.id, job.target.name, e)
+        finish_job(job, RestoreJob.Status.FAILED, error=str(e) or e.__class__.__name__)
+    finally:
+        try:
+            logstore.drop_table(job.staging_table)
+        finally:
+            release_claim(job.target_id, job.lock_token, restore=job)
+    return job
+
+
+def _restore(job: RestoreJob, heartbeat: Heartbeat) -> int:
+    archive = job.archive
+    heartbeat.progress(0, archive.row_count)
+    logstore.create_staging_table(job.staging_table)
+    with get_store("archives").open_read(archive.file_name) as source:
+        reader = ContainerReader(source, Keyring.from_settings())
+        failure: list[BaseException] = []
+
+        def records():
+            rows = 0
+            try:
+                for block in reader:
+                    rows += block.count(b"\n")
+                    heartbeat.progress(rows)
+                    heartbeat.check()
+                    yield block
+            except BaseException as e:  # keep the archive's own error; the HTTP client would wrap it
+                failure.append(e)
+                raise
+
+        try:
+            logstore.insert_records(job.staging_table, records())
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        if failure:
+            raise failure[0]
+    trailer = reader.trailer
+    if trailer is None:
+        raise ContainerError("the archive was not read to its end; nothing was restored.")
+    staged = logstore.count_table(job.staging_table)
+    if staged != trailer.rows:
+        raise RestoreMismatch(
+            f"staged {staged} rows but the archive holds {trailer.rows}; the target was left untouched."
+        )
+    # Everything is verified: only now is the target touched.
+    target_id = str(job.target_id)
+    if job.clear_existing:
+        logstore.delete_rows(target_id)
+    logstore.promote_staging(job.staging_table, target_id)
+    return staged

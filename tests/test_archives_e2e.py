@@ -1,0 +1,273 @@
+"""Fractal archives end to end, through a real Celery worker, ClickHouse, Redis and PostgreSQL."""
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from archives import services
+from archives.models import Archive, FractalOperation, RestoreJob
+from archives.services.errors import FractalBusy, NotAllowed
+from archives.services.restore import STAGING_PREFIX
+from strix import logstore
+from strix.storage import get_store
+from tests.celery_worker import WorkerProcess, wait_for_job, wait_until
+from workers.tasks import archive_fractal, restore_archive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def dump(fractal):
+    return sorted(logstore.stream_rows(str(fractal.id)), key=lambda row: (row[0], row[2]))
+
+
+def checksum(fractal):
+    return logstore.fractal_checksum(str(fractal.id))
+
+
+def staging_tables():
+    return logstore.tables_with_prefix(STAGING_PREFIX)
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user(superuser=True)
+
+
+def archive_of(admin, fractal):
+    archive = wait_for_job(services.request_archive(admin, fractal))
+    assert archive.status == Archive.Status.COMPLETED, archive.error
+    return archive
+
+
+def test_archive_100k_rows_and_restore_into_an_empty_fractal_gives_identical_rows(
+    celery_worker, admin, make_fractal, seed_rows
+):
+    source, empty = make_fractal(), make_fractal()
+    seed_rows(source, 100_000, days=10)
+
+    archive = archive_of(admin, source)
+    assert archive.row_count == 100_000
+    assert archive.size_bytes == get_store("archives").size(archive.file_name)
+    assert len(archive.sha256) == 64 and archive.key_id
+    assert archive.time_start <= archive.time_end
+    assert archive.progress_rows == archive.expected_rows == 100_000
+
+    job = wait_for_job(services.request_restore(admin, archive, target=empty))
+    assert job.status == RestoreJob.Status.COMPLETED, job.error
+    assert job.rows_restored == 100_000
+    assert dump(empty) == dump(source)
+    assert staging_tables() == []
+    assert not FractalOperation.objects.exists()
+
+
+def test_archive_of_a_fractal_with_retention_holds_only_the_retention_window(celery_worker, admin, make_fractal):
+    fractal = make_fractal(retention_days=7)
+    now = datetime.now(UTC)
+    rows = [
+        (now - timedelta(days=age, hours=12), f"row-{age}", f"event {age} days old", "{}", now) for age in range(30)
+    ]
+    logstore.insert_rows(str(fractal.id), rows)
+
+    archive = archive_of(admin, fractal)
+    assert archive.row_count == 7  # ages 0.5 … 6.5 days
+    restored = make_fractal()
+    wait_for_job(services.request_restore(admin, archive, target=restored))
+    assert sorted(row[2] for row in dump(restored)) == sorted(f"row-{age}" for age in range(7))
+
+
+def test_restore_replaces_by_default_and_appends_when_asked_leaving_other_fractals_alone(
+    celery_worker, admin, make_fractal, seed_rows
+):
+    source, target, bystander = make_fractal(), make_fractal(), make_fractal()
+    seed_rows(source, 3_000, seed=1)
+    seed_rows(target, 2_000, seed=2)
+    seed_rows(bystander, 1_000, seed=3)
+    bystander_before = checksum(bystander)
+    archive = archive_of(admin, source)
+
+    replaced = wait_for_job(services.request_restore(admin, archive, target=target))
+    assert replaced.status == RestoreJob.Status.COMPLETED, replaced.error
+    assert checksum(target) == checksum(source)
+
+    appended = wait_for_job(services.request_restore(admin, archive, target=target, clear_existing=False))
+    assert appended.status == RestoreJob.Status.COMPLETED, appended.error
+    count, total = checksum(target)
+    source_count, source_total = checksum(source)
+    assert count == 2 * source_count
+    assert total == (2 * source_total) % 2**64
+    assert checksum(bystander) == bystander_before
+    assert checksum(source) == (source_count, source_total)
+
+
+def test_twenty_concurrent_requests_on_one_fractal_start_exactly_one_archive(
+    celery_worker, admin, make_fractal, seed_rows
+):
+    fractal = make_fractal()
+    seed_rows(fractal, 20_000)
+    outcomes, barrier = [], threading.Barrier(20)
+
+    def request():
+        barrier.wait()
+        try:
+            outcomes.append(services.request_archive(admin, fractal))
+        except FractalBusy as e:
+            outcomes.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    archives = [o for o in outcomes if isinstance(o, Archive)]
+    refusals = [o for o in outcomes if isinstance(o, FractalBusy)]
+    assert len(archives) == 1 and len(refusals) == 19
+    assert all(str(e) == f"an archive or restore is already running for fractal {fractal.name}" for e in refusals)
+    assert wait_for_job(archives[0]).status == Archive.Status.COMPLETED
+    assert Archive.objects.filter(fractal=fractal).count() == 1
+
+
+def test_archive_on_one_fractal_and_restore_on_another_run_at_the_same_time(
+    celery_worker, admin, make_fractal, seed_rows
+):
+    first, second, target = make_fractal(), make_fractal(), make_fractal()
+    seed_rows(first, 150_000, seed=4)
+    seed_rows(second, 150_000, seed=5)
+    archive = archive_of(admin, second)
+
+    running_archive = services.request_archive(admin, first)
+    running_restore = services.request_restore(admin, archive, target=target)
+    with pytest.raises(FractalBusy):
+        services.request_restore(admin, archive, target=first)  # busy with its archive
+    done_archive, done_restore = wait_for_job(running_archive), wait_for_job(running_restore)
+    assert done_archive.status == Archive.Status.COMPLETED and done_restore.status == RestoreJob.Status.COMPLETED
+    assert done_archive.started_at < done_restore.finished_at
+    assert done_restore.started_at < done_archive.finished_at
+
+
+def _damage_archive_file(archive, how):
+    store = get_store("archives")
+    path = store.base / archive.file_name
+    blob = bytearray(path.read_bytes())
+    if how == "tampered":
+        blob[len(blob) // 2] ^= 0x01
+    else:
+        del blob[len(blob) * 2 // 3 :]
+    path.chmod(0o600)
+    path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("how, message", [("tampered", "failed authentication"), ("truncated", "truncated")])
+def test_restore_of_a_damaged_archive_fails_and_leaves_the_target_untouched(
+    celery_worker, admin, make_fractal, seed_rows, how, message
+):
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 60_000, seed=6)
+    seed_rows(target, 5_000, seed=7)
+    archive = archive_of(admin, source)
+    _damage_archive_file(archive, how)
+    before = checksum(target)
+
+    job = wait_for_job(services.request_restore(admin, archive, target=target))
+    assert job.status == RestoreJob.Status.FAILED
+    assert message in job.error
+    assert checksum(target) == before
+    assert staging_tables() == []
+
+
+def test_users_without_admin_rights_on_source_or_target_are_refused(make_user, make_fractal, seed_rows):
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 10)
+    only_source, only_target = make_user(administers=[source]), make_user(administers=[target])
+    with pytest.raises(NotAllowed):
+        services.request_archive(only_target, source)
+    archive = services.request_archive(only_source, source, enqueue=False)
+    services.run_archive(archive.id)
+    archive.refresh_from_db()
+    for user in (only_source, only_target):
+        with pytest.raises(NotAllowed):
+            services.request_restore(user, archive, target=target)
+    with pytest.raises(NotAllowed):
+        services.delete_archive(only_target, archive)
+    assert not RestoreJob.objects.exists()
+
+
+def test_delete_removes_file_and_record_but_not_while_a_restore_reads_it(admin, make_fractal, seed_rows):
+    source = make_fractal()
+    seed_rows(source, 100)
+    archive = services.request_archive(admin, source, enqueue=False)
+    services.run_archive(archive.id)
+    archive.refresh_from_db()
+    job = services.request_restore(admin, archive, target=make_fractal(), enqueue=False)
+    with pytest.raises(services.ArchiveInUse, match="a restore is reading archive"):
+        services.delete_archive(admin, archive)
+    services.run_restore(job.id)
+    services.delete_archive(admin, archive)
+    assert not Archive.objects.filter(pk=archive.pk).exists()
+    assert not get_store("archives").exists(archive.file_name)
+
+
+@pytest.fixture
+def solo_worker(django_db_blocker, tmp_path):
+    """A worker of its own, on a queue of its own, so that the job surely runs in the process killed."""
+    worker = WorkerProcess(tmp_path, pool="solo", concurrency=1, queue=f"kill-{uuid.uuid4().hex[:8]}")
+    yield worker
+    worker.stop()
+
+
+def _reap_when_lock_lapses(job):
+    def reaped():
+        return str(job.pk) in services.reap_stale_jobs(now=datetime.now(UTC) + timedelta(seconds=60))
+
+    wait_until(reaped, timeout=60, interval=0.5, what="the reaper to find the dead job")
+    job.refresh_from_db()
+    return job
+
+
+def test_worker_killed_mid_archive_is_reaped_and_the_next_archive_succeeds(solo_worker, admin, make_fractal, seed_rows):
+    fractal = make_fractal()
+    seed_rows(fractal, 400_000, days=60, seed=8)
+    archive = services.request_archive(admin, fractal, enqueue=False)
+    archive_fractal.apply_async([str(archive.id)], queue=solo_worker.queue)
+    wait_until(lambda: Archive.objects.get(pk=archive.pk).progress_rows > 0, 120, 0.05, "the archive to progress")
+    solo_worker.kill()
+
+    archive = _reap_when_lock_lapses(archive)
+    assert archive.status == Archive.Status.FAILED and "worker stopped" in archive.error
+    store = get_store("archives")
+    assert list(store.base.rglob(f"*{archive.id}*")) == []  # neither a partial file nor a final one
+    assert not FractalOperation.objects.exists()
+
+    next_archive = services.request_archive(admin, fractal, enqueue=False)
+    services.run_archive(next_archive.id)
+    next_archive.refresh_from_db()
+    assert next_archive.status == Archive.Status.COMPLETED and next_archive.row_count == 400_000
+
+
+def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_worker, admin, make_fractal, seed_rows):
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 400_000, days=60, seed=9)
+    seed_rows(target, 1_000, seed=10)
+    archive = services.request_archive(admin, source, enqueue=False)
+    services.run_archive(archive.id)
+    archive.refresh_from_db()
+    before = checksum(target)
+
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    restore_archive.apply_async([str(job.id)], queue=solo_worker.queue)
+    wait_until(lambda: RestoreJob.objects.get(pk=job.pk).progress_rows > 0, 120, 0.05, "the restore to progress")
+    solo_worker.kill()
+
+    job = _reap_when_lock_lapses(job)
+    assert job.status == RestoreJob.Status.FAILED and "worker stopped" in job.error
+    assert checksum(target) == before
+    assert staging_tables() == []
+    assert not FractalOperation.objects.exists()
+    again = services.request_restore(admin, archive, target=target, enqueue=False)
+    services.run_restore(again.id)
+    assert checksum(target) == checksum(source)

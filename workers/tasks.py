@@ -1,0 +1,35 @@
+"""Celery tasks: thin wrappers that pass ids to the archive services and report progress."""
+
+from celery import shared_task
+
+from archives import services
+from archives.services.errors import JobFailed
+
+
+def _progress_reporter(task):
+    def report(done: int, expected: int | None) -> None:
+        if task.request.id:  # also callable outside a worker (eager or direct calls)
+            task.update_state(state="PROGRESS", meta={"rows_done": done, "rows_expected": expected})
+
+    return report
+
+
+@shared_task(bind=True, name="strix.archive_fractal", acks_late=True)
+def archive_fractal(self, archive_id: str) -> dict:
+    archive = services.run_archive(archive_id, on_progress=_progress_reporter(self))
+    if archive.status == archive.Status.FAILED:
+        raise JobFailed(archive.error)
+    return {"archive_id": archive_id, "status": archive.status, "rows": archive.row_count}
+
+
+@shared_task(bind=True, name="strix.restore_archive", acks_late=True)
+def restore_archive(self, job_id: str) -> dict:
+    job = services.run_restore(job_id, on_progress=_progress_reporter(self))
+    if job.status == job.Status.FAILED:
+        raise JobFailed(job.error)
+    return {"job_id": job_id, "status": job.status, "rows": job.rows_restored}
+
+
+@shared_task(name="strix.reap_stale_jobs")
+def reap_stale_jobs() -> list[str]:
+    return services.reap_stale_jobs()
