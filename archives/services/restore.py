@@ -38,10 +38,14 @@ def staging_table_name(job: RestoreJob) -> str:
 def request_restore(
     user, archive: Archive, target: Fractal | None = None, clear_existing: bool = True, enqueue: bool = True
 ) -> RestoreJob:
-    """Claim the target and queue the restore; the user must administer the source and the target."""
+    """Claim the target and queue the restore; the user must administer the source and the target.
+
+    ``user=None`` is an operator at the server's command line, who administers everything.
+    """
     target = target or archive.fractal
-    require_admin(user, archive.fractal)
-    require_admin(user, target)
+    if user is not None:
+        require_admin(user, archive.fractal)
+        require_admin(user, target)
     if archive.status != Archive.Status.COMPLETED:
         raise NotRestorable(f"archive {archive.id} is {archive.status}; only completed archives can be restored.")
 

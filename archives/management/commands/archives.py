@@ -1,13 +1,25 @@
-"""``manage.py archives``: verify and decrypt archive and backup files."""
+"""``manage.py archives``: create, list, restore, delete, verify and decrypt fractal archives."""
 
 import sys
+import time
+import uuid
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from archives import services
+from archives.models import Archive, RestoreJob
+from archives.services.errors import ArchiveError
+from strix import logstore
 from strix.crypto.errors import ContainerError
 from strix.crypto.files import decrypt_file, describe, open_input, verify_file, verify_stream
 from strix.crypto.keys import Keyring
+from strix.fractals.lookup import FractalNotFound, find_fractal
+from strix.fractals.models import Fractal
+from strix.progress import ProgressBar
+from strix.storage import StorageError
+from workers.locks import RedisUnavailable
 
 
 class Command(BaseCommand):
@@ -17,6 +29,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+        create = sub.add_parser("create", help="archive a fractal's log rows (in a worker)")
+        create.add_argument("fractal", help="fractal name or id")
+        self._common(create)
+        listing = sub.add_parser("list", help="list archives, newest first")
+        listing.add_argument("fractal", nargs="?", help="only this fractal (name or id)")
+        restore = sub.add_parser(
+            "restore",
+            help="restore an archive into a fractal (in a worker)",
+            description="Replaces the target's logs unless --append. Rows are staged and verified first: "
+            "a damaged archive leaves the target untouched.",
+        )
+        restore.add_argument("archive_id")
+        restore.add_argument("--target", help="fractal to restore into (default: the archive's own)")
+        restore.add_argument("--append", action="store_true", help="add to the target's logs instead of replacing")
+        restore.add_argument("--non-interactive", action="store_true", help="do not ask before replacing logs")
+        self._common(restore)
+        delete = sub.add_parser("delete", help="delete an archive: its stored file and its record")
+        delete.add_argument("archive_id")
+        delete.add_argument("--as", dest="username", help="act as this user (their rights apply)")
         verify = sub.add_parser("verify", help="authenticate a whole archive or backup file and show what it holds")
         verify.add_argument("--file", required=True, type=Path, help="path of the .strix-archive/.strix-backup file")
         decrypt = sub.add_parser(
@@ -28,25 +59,125 @@ class Command(BaseCommand):
         decrypt.add_argument("--file", required=True, type=Path, help="path of the encrypted file")
         decrypt.add_argument("-o", "--output", type=Path, help="where to write the plaintext (default: stdout)")
 
+    @staticmethod
+    def _common(parser):
+        parser.add_argument(
+            "--wait", action="store_true", help="wait for the job, with progress; non-zero exit if it fails"
+        )
+        parser.add_argument("--as", dest="username", help="act as this user (their rights apply)")
+
     def handle(self, *args, subcommand, **options):
         try:
-            keyring = Keyring.from_settings()
-            if subcommand == "verify":
-                self._print(verify_file(options["file"], keyring))
-            elif subcommand == "decrypt":
-                self._decrypt(options["file"], options["output"], keyring)
+            getattr(self, f"_{subcommand}")(**options)
         except ContainerError as e:
             raise CommandError(f"{options.get('file')}: {e}") from None
+        except (ArchiveError, FractalNotFound, StorageError, logstore.LogStoreError, RedisUnavailable) as e:
+            raise CommandError(str(e)) from None
+        except services.errors.FractalBusy as e:
+            raise CommandError(f"{e}; try again when it has finished.") from None
 
-    def _decrypt(self, path: Path, output: Path | None, keyring: Keyring) -> None:
+    # --- jobs ------------------------------------------------------------------------------------
+
+    def _user(self, username):
+        if not username:
+            return None  # an operator at the server's shell acts for the system
+        try:
+            return get_user_model().objects.get(username=username)
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"no user is named {username!r}.") from None
+
+    def _create(self, fractal, wait, username, **options):
+        archive = services.request_archive(self._user(username), find_fractal(fractal))
+        self.stdout.write(f"Archive {archive.id} of fractal {archive.fractal.name} queued.")
+        if wait:
+            archive = self._wait(archive, "Archiving")
+            self.stdout.write(
+                f"Completed: {archive.row_count:,} rows, {archive.size_bytes:,} bytes, {archive.file_name}"
+            )
+
+    def _restore(self, archive_id, target, append, non_interactive, wait, username, **options):
+        archive = self._archive(archive_id)
+        target_fractal = find_fractal(target) if target else archive.fractal
+        if not append:
+            self._confirm_replace(archive, target_fractal, non_interactive)
+        job = services.request_restore(self._user(username), archive, target=target_fractal, clear_existing=not append)
+        self.stdout.write(f"Restore {job.id} of archive {archive.id} into {target_fractal.name} queued.")
+        if wait:
+            job = self._wait(job, "Restoring")
+            self.stdout.write(f"Completed: {job.rows_restored:,} rows restored into {target_fractal.name}.")
+
+    def _confirm_replace(self, archive: Archive, target: Fractal, non_interactive: bool) -> None:
+        existing = logstore.count_rows(str(target.id))
+        if non_interactive or existing == 0:
+            return
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"restoring replaces the {existing:,} log rows of fractal {target.name}; confirm on a terminal, "
+                "pass --non-interactive, or use --append to keep them."
+            )
+        self.stdout.write(
+            f"This deletes the {existing:,} log rows of fractal {target.name} and replaces them with the "
+            f"{archive.row_count:,} rows of archive {archive.id} ({archive.created_at:%Y-%m-%d %H:%M} UTC)."
+        )
+        if input(f"Type the fractal name ({target.name}) to go on: ").strip() != target.name:
+            raise CommandError("not confirmed; nothing was changed.")
+
+    def _delete(self, archive_id, username, **options):
+        archive = self._archive(archive_id)
+        services.delete_archive(self._user(username), archive)
+        self.stdout.write(f"Deleted archive {archive_id} and its file {archive.file_name}.")
+
+    def _list(self, fractal, **options):
+        archives = Archive.objects.select_related("fractal")
+        if fractal:
+            archives = archives.filter(fractal=find_fractal(fractal))
+        self.stdout.write(
+            f"{'id':36}  {'fractal':20} {'status':10} {'kind':9} {'created (UTC)':16} {'rows':>12} {'bytes':>14}"
+        )
+        for a in archives:
+            rows = f"{a.row_count:,}" if a.row_count is not None else "-"
+            size = f"{a.size_bytes:,}" if a.size_bytes is not None else "-"
+            created = f"{a.created_at:%Y-%m-%d %H:%M}"
+            self.stdout.write(
+                f"{a.id}  {a.fractal.name[:20]:20} {a.status:10} {a.kind:9} {created:16} {rows:>12} {size:>14}"
+            )
+            if a.status == Archive.Status.FAILED:
+                self.stdout.write(f"{'':38}error: {a.error}")
+
+    def _archive(self, archive_id) -> Archive:
+        try:
+            return Archive.objects.select_related("fractal").get(pk=uuid.UUID(archive_id))
+        except (ValueError, Archive.DoesNotExist):
+            raise CommandError(f"no archive has the id {archive_id}; see `manage.py archives list`.") from None
+
+    def _wait(self, job, label):
+        """Follow a job until it ends, with a progress bar on a terminal; fail if the job failed."""
+        bar = ProgressBar(job.expected_rows or 0, label, stream=self.stderr._out)
+        while job.is_active:
+            time.sleep(0.5)
+            job.refresh_from_db()
+            bar.total = job.expected_rows or bar.total
+            bar.update(job.progress_rows)
+        bar.finish()
+        if job.status in (Archive.Status.FAILED, RestoreJob.Status.FAILED):
+            raise CommandError(f"{label.lower()} failed: {job.error}")
+        return job
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def _verify(self, file, **options):
+        self._print(verify_file(file, Keyring.from_settings()))
+
+    def _decrypt(self, file, output, **options):
+        keyring = Keyring.from_settings()
         if output is None:
-            with open_input(path) as source:
+            with open_input(file) as source:
                 verify_stream(source, keyring, sys.stdout.buffer)
             return
         if output.is_dir():
             raise CommandError(f"{output} is a directory; give a file name with -o.")
-        verified = decrypt_file(path, output, keyring)
-        self.stderr.write(f"{path}: authentic; wrote {verified.trailer.plaintext_bytes} bytes to {output}.")
+        verified = decrypt_file(file, output, keyring)
+        self.stderr.write(f"{file}: authentic; wrote {verified.trailer.plaintext_bytes} bytes to {output}.")
 
     def _print(self, verified):
         self.stdout.write("authentic: every chunk and the trailer verified")
