@@ -56,7 +56,7 @@ def test_busy_fractal_and_unknown_ids_are_one_line_errors(make_fractal, make_use
 
 
 def test_acting_as_a_user_applies_their_rights(make_fractal, make_user):
-    fractal = make_fractal("guarded")
+    make_fractal("guarded")
     make_user("outsider")
     with pytest.raises(CommandError, match="outsider does not administer fractal guarded"):
         run("create", "guarded", "--as", "outsider")
