@@ -95,7 +95,7 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
 def _restore(job: RestoreJob, heartbeat: Heartbeat) -> int:
     archive = job.archive
     heartbeat.progress(0, archive.row_count)
-    logstore.create_staging_table(job.staging_table)
+    logstore.create_staging_table(job.staging_table, str(job.target_id))
     with get_store("archives").open_read(archive.file_name) as source:
         reader = ContainerReader(source, Keyring.from_settings())
         failure: list[BaseException] = []
@@ -130,7 +130,7 @@ def _restore(job: RestoreJob, heartbeat: Heartbeat) -> int:
         )
     # Everything is verified: only now is the target touched.
     target_id = str(job.target_id)
-    if job.clear_existing:
+    if job.clear_existing and logstore.count_rows(target_id):
         logstore.delete_rows(target_id)
-    logstore.promote_staging(job.staging_table, target_id)
+    logstore.promote_staging(job.staging_table)
     return staged

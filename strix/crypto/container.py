@@ -36,6 +36,7 @@ from strix.crypto.errors import (
 from strix.crypto.keys import Keyring
 
 CHUNK_SIZE = 1024 * 1024
+ZSTD_JOB_SIZE = 2 * 1024 * 1024
 TAG_BYTES = 16
 FRAME = struct.Struct(">BI")
 DATA, FINAL = 0, 1
@@ -95,7 +96,9 @@ class ContainerWriter:
         self._key = keys.payload_key
         self._aad = self.header.digest
         self._sink.write(raw)
-        self._chunker = zstandard.ZstdCompressor(level=level, threads=threads).chunker(chunk_size=chunk_size)
+        # 2 MiB jobs: measured here, zstd's default job size for level 3 used twice the memory and was slower.
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=ZSTD_JOB_SIZE)
+        self._chunker = zstandard.ZstdCompressor(compression_params=params).chunker(chunk_size=chunk_size)
         self._sha = hashlib.sha256()
         self._bytes = 0
         self._rows = 0

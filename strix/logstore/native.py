@@ -1,11 +1,4 @@
-"""The only module that talks to ClickHouse, where Strix keeps log rows.
-
-Control statements and row batches go through clickhouse-driver (native protocol); bulk NDJSON
-streams for archives go through ClickHouse's HTTP interface, where the server formats and parses
-``JSONEachRow`` itself. Every failure surfaces as a :class:`LogStoreError` naming the server.
-
-The differences between ClickHouse releases live in :func:`timestamp_type` and nowhere else.
-"""
+"""ClickHouse over its native protocol (clickhouse-driver): schema, control statements, row batches."""
 
 from __future__ import annotations
 
@@ -13,7 +6,6 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-import requests
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 from django.conf import settings
@@ -100,13 +92,14 @@ def timestamp_type(version: tuple[int, ...]) -> str:
     return "DateTime64(3, 'UTC')" if has_datetime64(version) else "DateTime('UTC')"
 
 
-def logs_table_ddl(table: str, version: tuple[int, ...], fractal_default: str | None = None) -> str:
-    """DDL of the ``logs`` table (or a staging table of the same shape)."""
+def logs_table_ddl(table: str, version: tuple[int, ...], materialized_fractal: str | None = None) -> str:
+    """DDL of the ``logs`` table, or of a staging table of the same shape for one fractal."""
     ts = timestamp_type(version)
     fractal = "fractal_id String"
-    if fractal_default is not None:
-        # Staging tables fill fractal_id in for archive records, which do not carry it.
-        fractal += f" DEFAULT '{_quote(fractal_default)}'"
+    if materialized_fractal is not None:
+        # Archive records carry no fractal_id: a staging table computes it, so that its parts are
+        # interchangeable with those of ``logs`` (ATTACH PARTITION … FROM compares names and types).
+        fractal += f" MATERIALIZED {sql_string(materialized_fractal)}"
     return (
         f"CREATE TABLE IF NOT EXISTS {table} ({fractal}, timestamp {ts}, log_id String, "
         f"raw_log String, fields String, ingest_timestamp {ts}) "
@@ -244,125 +237,32 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
     return "'" + _quote(value) + "'"
 
 
-def _sql_time(value: datetime) -> str:
+def sql_time(value: datetime) -> str:
     return f"toDateTime('{_utc(value):%Y-%m-%d %H:%M:%S}', 'UTC')"
 
 
-# --- bulk NDJSON over the HTTP interface ---------------------------------------------------------
-
-
-def _http_url() -> str:
-    cfg = settings.STRIX_CLICKHOUSE
-    scheme = "https" if cfg["secure"] else "http"
-    return f"{scheme}://{cfg['host']}:{cfg['http_port']}/"
-
-
-def _http(method: str, query: str, data=None, stream: bool = False, **extra_settings) -> requests.Response:
-    cfg = settings.STRIX_CLICKHOUSE
-    params = {"query": query, "database": database(), **{k: str(v) for k, v in extra_settings.items()}}
-    where = f"ClickHouse HTTP at {cfg['host']}:{cfg['http_port']}"
-    try:
-        response = requests.request(
-            method,
-            _http_url(),
-            params=params,
-            data=data,
-            stream=stream,
-            auth=(cfg["user"], cfg["password"]),
-            timeout=(5, 600),
-        )
-    except requests.ConnectionError as e:
-        raise LogStoreUnavailable(
-            f"{where} is unreachable ({e.__class__.__name__}); check that it is running and the http_port in "
-            "STRIX_CLICKHOUSE_URL."
-        ) from e
-    except requests.RequestException as e:
-        raise LogStoreError(f"{where} failed: {e.__class__.__name__}: {e}") from e
-    if response.status_code != 200:
-        text = response.text.strip().splitlines()
-        raise LogStoreQueryError(f"{where} refused the query: {text[0] if text else response.status_code}")
-    return response
-
-
-def stream_records(
-    fractal_id: str, start: datetime | None, end: datetime | None, block_size: int = 1 << 20
-) -> Iterator[bytes]:
-    """A fractal's rows in ``[start, end)`` as archive records (NDJSON, ClickHouse's JSONEachRow), by time.
-
-    ClickHouse formats the rows itself. Blocks end on a line boundary. A server error after the
-    response began is appended to the body as text; it is detected here and raised.
-    """
-    conditions = [f"fractal_id = {_sql_string(fractal_id)}"]
-    if start is not None:
-        conditions.append(f"timestamp >= {_sql_time(start)}")
-    if end is not None:
-        conditions.append(f"timestamp < {_sql_time(end)}")
-    query = (
-        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
-        f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
-    )
-    response = _http("GET", query, stream=True)
-    carry = b""
-    try:
-        while True:
-            try:
-                data = response.raw.read(block_size)
-            except Exception as e:
-                raise LogStoreError(f"ClickHouse HTTP stream broke off: {e.__class__.__name__}") from e
-            if not data:
-                break
-            data = carry + data
-            cut = data.rfind(b"\n") + 1
-            carry, data = data[cut:], data[:cut]
-            if data:
-                _check_last_line(data)
-                yield data
-    finally:
-        response.close()
-    if carry:
-        _check_last_line(carry + b"\n")
-        raise LogStoreQueryError(f"ClickHouse ended the row stream mid-line: {carry[:200]!r}")
-
-
-def _check_last_line(block: bytes) -> None:
-    start = block.rfind(b"\n", 0, len(block) - 1) + 1
-    if block[start : start + 1] != b"{":
-        message = block[start:].decode("utf-8", "replace").strip()
-        raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")
-
-
-def create_staging_table(name: str) -> None:
-    """A table holding archive records (no fractal_id) until a restore is verified."""
-    ts = timestamp_type(server_version())
-    execute(
-        f"CREATE TABLE {database()}.{name} (timestamp {ts}, raw_log String, log_id String, fields String, "
-        f"ingest_timestamp {ts}) ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY timestamp"
-    )
-
-
-def insert_records(table: str, blocks: Iterable[bytes]) -> None:
-    """Stream NDJSON archive records into ``table`` as one chunked HTTP INSERT."""
-    query = f"INSERT INTO {database()}.{table} ({', '.join(RECORD_COLUMNS)}) FORMAT JSONEachRow"
-    # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
-    _http("POST", query, data=iter(blocks), date_time_input_format="best_effort")
+def create_staging_table(name: str, fractal_id: str) -> None:
+    """A table shaped like ``logs`` that holds a restore's rows for ``fractal_id`` until verified."""
+    execute(logs_table_ddl(f"{database()}.{name}", server_version(), materialized_fractal=fractal_id))
 
 
 def count_table(table: str) -> int:
     return execute(f"SELECT count() FROM {database()}.{table}")[0][0]
 
 
-def promote_staging(table: str, fractal_id: str) -> None:
-    """Copy a staging table's rows into ``logs`` under ``fractal_id``."""
-    columns = ", ".join(LOG_COLUMNS)
-    execute(
-        f"INSERT INTO {database()}.{LOGS_TABLE} ({columns}) SELECT %(fid)s, timestamp, log_id, raw_log, "
-        f"fields, ingest_timestamp FROM {database()}.{table}",
-        {"fid": fractal_id},
-    )
+def promote_staging(table: str) -> None:
+    """Move a staging table's rows into ``logs``, partition by partition.
+
+    ``ATTACH PARTITION … FROM`` hard-links the staged parts instead of copying rows (ClickHouse 18.16
+    and current releases alike), so promotion costs next to nothing whatever the archive's size.
+    """
+    query = "SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s AND table = %(table)s AND active"
+    for (partition,) in execute(query, {"db": database(), "table": table}):
+        execute(f"ALTER TABLE {database()}.{LOGS_TABLE} ATTACH PARTITION {partition} FROM {database()}.{table}")
 
 
 def drop_table(table: str) -> None:

@@ -1,0 +1,156 @@
+"""Archive and restore speed and memory beside the native pipelines, on the same rows in the same run.
+
+    .venv/bin/python bench/archive.py --rows 1000000
+
+ours:   the archive and restore services (as a worker runs them), each in a child process whose peak
+        RSS is its own;
+native: clickhouse-client -q "SELECT … FORMAT JSONEachRow" | zstd -3 -T2 | openssl enc -aes-256-ctr
+        openssl enc -d … | zstd -d | clickhouse-client -q "INSERT … FORMAT JSONEachRow"
+Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import peak_rss_mb, setup_django
+
+
+def child(action: str, *ids: str) -> None:
+    """Child mode: run one service in this process and print seconds, peak RSS and the job's id."""
+    from archives import services
+    from archives.models import Archive
+    from strix.fractals.models import Fractal
+
+    started = time.perf_counter()
+    if action == "archive":
+        job = services.request_archive(None, Fractal.objects.get(pk=ids[0]), enqueue=False)
+        job = services.run_archive(job.id)
+    else:
+        archive = Archive.objects.get(pk=ids[0])
+        job = services.request_restore(None, archive, target=Fractal.objects.get(pk=ids[1]), enqueue=False)
+        job = services.run_restore(job.id)
+    if job.status != "completed":
+        raise SystemExit(f"{action} failed: {job.error}")
+    print(time.perf_counter() - started, round(peak_rss_mb()), job.pk)
+
+
+def run_child(database: str, *args: str) -> tuple[float, int, str]:
+    env = {**os.environ, "STRIX_CLICKHOUSE_DATABASE": database}
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", database, *args], capture_output=True, text=True, env=env
+    )
+    if result.returncode:
+        raise SystemExit(result.stderr[-3000:])
+    seconds, rss, job_id = result.stdout.split()
+    return float(seconds), int(rss), job_id
+
+
+def shell(command: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True)
+    return time.perf_counter() - started
+
+
+def cleanup(database, *fractals) -> None:
+    from archives import services
+    from archives.models import Archive, RestoreJob
+    from strix import logstore
+
+    RestoreJob.objects.filter(target__in=fractals).delete()
+    for archive in Archive.objects.filter(fractal__in=fractals):
+        services.delete_archive(None, archive)
+    for fractal in fractals:
+        fractal.delete()
+    logstore.drop_database(database)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept (default 3)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        setup_django(args.child[0])
+        child(*args.child[1:])
+        return
+
+    database = setup_django()
+    from strix import logstore
+    from strix.fractals.models import Fractal
+    from strix.fractals.seeding import seed_fractal_rows
+
+    logstore.ensure_schema()
+    source = Fractal.objects.create(name=f"bench-source-{database}")
+    targets = []
+    runs: dict[str, list] = {"archive": [], "restore": [], "native_archive": [], "native_restore": []}
+    try:
+        print(f"seeding {args.rows:,} rows over 30 days …", flush=True)
+        seed_fractal_rows(str(source.id), args.rows, days=30, seed=11)
+        expected = logstore.fractal_checksum(str(source.id))
+        key, iv = os.urandom(32).hex(), os.urandom(16).hex()
+        columns = ", ".join(logstore.RECORD_COLUMNS)
+        where = f"fractal_id = '{source.id}'"
+        select = f"SELECT {columns} FROM {database}.logs WHERE {where} ORDER BY timestamp FORMAT JSONEachRow"
+        insert = f"INSERT INTO {database}.native_restore ({columns}) FORMAT JSONEachRow"
+        for attempt in range(args.repeat):  # interleaved, so that both sides see the same machine
+            targets.append(Fractal.objects.create(name=f"bench-target-{database}-{attempt}"))
+            seconds, rss, archive_id = run_child(database, "archive", str(source.id))
+            runs["archive"].append((seconds, rss))
+            seconds, rss, _ = run_child(database, "restore", archive_id, str(targets[-1].id))
+            runs["restore"].append((seconds, rss))
+            assert logstore.fractal_checksum(str(targets[-1].id)) == expected
+
+            logstore.drop_table("native_restore")
+            logstore.create_staging_table("native_restore", "native")
+            with tempfile.NamedTemporaryFile(suffix=".zst.enc") as encrypted:
+                runs["native_archive"].append(
+                    shell(
+                        f'clickhouse-client -q "{select}" | zstd -3 -T2 -q | '
+                        f"openssl enc -aes-256-ctr -K {key} -iv {iv} > {encrypted.name}"
+                    )
+                )
+                runs["native_restore"].append(
+                    shell(
+                        f"openssl enc -d -aes-256-ctr -K {key} -iv {iv} < {encrypted.name} | zstd -dq | "
+                        f'clickhouse-client -q "{insert}"'
+                    )
+                )
+                plaintext_mb = int(
+                    subprocess.run(
+                        f"openssl enc -d -aes-256-ctr -K {key} -iv {iv} < {encrypted.name} | zstd -dq | wc -c",
+                        shell=True, capture_output=True, text=True, check=True,
+                    ).stdout
+                ) / 1e6  # fmt: skip
+            assert logstore.count_table("native_restore") == args.rows
+        native_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    finally:
+        cleanup(database, source, *targets)
+
+    archive_s = min(t for t, _ in runs["archive"])
+    restore_s = min(t for t, _ in runs["restore"])
+    archive_rss = max(r for _, r in runs["archive"])
+    restore_rss = max(r for _, r in runs["restore"])
+    native_archive_s, native_restore_s = min(runs["native_archive"]), min(runs["native_restore"])
+    rows = args.rows
+    print(f"rows={rows:,}  NDJSON={plaintext_mb:,.0f} MB  best of {args.repeat} interleaved runs")
+    print(f"{'':10}{'ours':>28}{'native':>28}")
+    for label, ours, native in (("archive", archive_s, native_archive_s), ("restore", restore_s, native_restore_s)):
+        print(
+            f"{label:10}{ours:7.2f}s {rows / ours:9,.0f} rows/s {plaintext_mb / ours:5.0f} MB/s"
+            f"{native:7.2f}s {rows / native:9,.0f} rows/s {plaintext_mb / native:5.0f} MB/s"
+        )
+    print(f"peak RSS: archive {archive_rss} MB, restore {restore_rss} MB; native child processes {native_rss} MB")
+    print(
+        f"archive_vs_native={native_archive_s / archive_s:.2f} restore_vs_native={native_restore_s / restore_s:.2f} "
+        f"peak_rss_mb={max(archive_rss, restore_rss)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
