@@ -44,8 +44,13 @@ db:
 	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='strix'" | grep -q 1 \
 		|| createdb -h 127.0.0.1 -U postgres strix
 
-bench: venv services
-	$(BIN)/python bench/seed.py
+bench: venv services env db  ## benchmarks against the native tools (minutes; not part of make test)
+	$(BIN)/python manage.py migrate --noinput
+	cd bench && ../$(BIN)/python seed.py
+	cd bench && ../$(BIN)/python envelope.py
+	cd bench && ../$(BIN)/python archive.py --rows 1000000
+	cd bench && ../$(BIN)/python archive.py --rows 5000000
+	cd bench && ../$(BIN)/python backup.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from strix.crypto.keys import generate_key
@@ -13,21 +15,56 @@ from strix.envfile import ensure_env_file
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strix-setup",
-        description="Install and maintain Strix Data Protection: write the install's .env and manage keys.",
+        description="Install and maintain Strix Data Protection: write the install's .env, manage keys, and "
+        "back up or restore the PostgreSQL database (made for cron: timestamped lines, non-zero exit on failure).",
+        epilog="cron example: 0 3 * * * strix-setup --backup --dir /opt/strix --non-interactive --keep 14 "
+        ">> /var/log/strix-backup.log 2>&1",
     )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--install", action="store_true", help="create or complete DIR/.env with fresh secrets")
     action.add_argument("--generate-key", action="store_true", help="print a new encryption key and exit")
+    action.add_argument("--backup", action="store_true", help="back up the PostgreSQL database")
+    action.add_argument("--list-backups", action="store_true", help="list backups")
+    action.add_argument("--restore", action="store_true", help="restore the database from --restore-file")
     parser.add_argument("--dir", type=Path, default=Path("/opt/strix"), help="install directory (default /opt/strix)")
+    parser.add_argument("--restore-file", help="with --restore: backup file path or name from --list-backups")
+    parser.add_argument("--non-interactive", action="store_true", help="never ask for confirmation (cron)")
+    parser.add_argument("--keep", type=int, help="with --backup: then delete the oldest so that N backups remain")
     parser.add_argument("--dev", action="store_true", help="with --install: a development .env (DJANGO_DEBUG=1)")
     return parser
 
 
+def _run_command(args) -> int:
+    """Run a backup command against the install in ``--dir`` (its .env, its backups directory)."""
+    os.environ["STRIX_INSTALL_DIR"] = str(args.dir.resolve())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strix.settings")
+    try:
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        if args.backup:
+            call_command("backup", dir=args.dir, keep=args.keep, non_interactive=args.non_interactive)
+        elif args.list_backups:
+            call_command("list_backups", dir=args.dir)
+        else:
+            call_command("restore", restore_file=args.restore_file, dir=args.dir, non_interactive=args.non_interactive)
+    except Exception as e:  # CommandError and anything else: one line in the cron log, exit 1
+        print(f"[{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z] FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.restore and not args.restore_file:
+        parser.error("--restore needs --restore-file F (see --list-backups)")
     if args.generate_key:
         print(generate_key())
         return 0
+    if args.backup or args.list_backups or args.restore:
+        return _run_command(args)
     path, added = ensure_env_file(args.dir.resolve(), dev=args.dev)
     if added:
         print(f"Wrote {', '.join(added)} to {path} (mode 0600).")

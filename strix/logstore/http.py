@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import http.client
+import queue
 import socket
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from urllib.parse import urlencode
@@ -149,7 +151,7 @@ def _check_last_line(block: bytes) -> None:
         raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")
 
 
-def insert_records(table: str, blocks: Iterable[bytes]) -> None:
+def _insert_one(table: str, blocks: Iterable[bytes]) -> None:
     """Stream NDJSON archive records into ``table`` as one chunked HTTP INSERT."""
     query = f"INSERT INTO {database()}.{table} ({', '.join(RECORD_COLUMNS)}) FORMAT JSONEachRow"
     # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
@@ -158,3 +160,78 @@ def insert_records(table: str, blocks: Iterable[bytes]) -> None:
         response.read()
     finally:
         connection.close()
+
+
+_END, _ABORT = object(), object()
+
+
+class _Aborted(Exception):
+    pass
+
+
+def _line_pieces(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """Re-cut a byte stream into pieces that end on a line boundary (whole records)."""
+    carry = b""
+    for block in blocks:
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        if cut:
+            yield data[:cut]
+    if carry:
+        yield carry  # an unterminated last line: ClickHouse reports it as the error it is
+
+
+def insert_records(table: str, blocks: Iterable[bytes], streams: int = 2) -> None:
+    """Insert NDJSON records into ``table`` over ``streams`` concurrent HTTP INSERTs.
+
+    ClickHouse 18.16 parses one INSERT's JSON on one thread; whole records are dealt round-robin to
+    the streams so that the server parses on every core (row order does not matter in a MergeTree).
+    If ``blocks`` fails (a damaged archive), every INSERT is broken off and the error re-raised; what
+    was inserted stays in ``table``, which the caller drops.
+    """
+    if streams <= 1:
+        _insert_one(table, _line_pieces(blocks))
+        return
+    queues = [queue.Queue(maxsize=4) for _ in range(streams)]
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(target=_insert_worker, args=(table, q, errors), name=f"logstore-insert-{i}", daemon=True)
+        for i, q in enumerate(queues)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for index, piece in enumerate(_line_pieces(blocks)):
+            if errors:
+                raise errors[0]
+            queues[index % streams].put(piece)
+        for q in queues:
+            q.put(_END)
+    except BaseException:
+        for q in queues:
+            q.put(_ABORT)
+        for thread in threads:
+            thread.join()
+        raise
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _insert_worker(table: str, q: queue.Queue, errors: list) -> None:
+    def body():
+        while (item := q.get()) is not _END:
+            if item is _ABORT:
+                raise _Aborted()
+            yield item
+
+    try:
+        _insert_one(table, body())
+    except _Aborted:
+        pass
+    except BaseException as e:
+        errors.append(e)
+        while q.get() not in (_END, _ABORT):  # keep the producer from blocking on this queue
+            pass

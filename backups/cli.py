@@ -1,0 +1,40 @@
+"""What the backup commands share: timestamped output for cron logs, errors as one line."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from backups.pgtools import PgToolError
+from backups.services import BackupError
+from strix.crypto.errors import ContainerError
+from strix.storage import StorageError
+
+FAILURES = (BackupError, ContainerError, PgToolError, StorageError)
+
+
+class BackupCommand(BaseCommand):
+    # Backups need PostgreSQL and the key only: they must run while ClickHouse or Redis is down.
+    requires_system_checks = []
+
+    def add_dir_argument(self, parser):
+        parser.add_argument(
+            "--dir", type=Path, help="install directory; disk backups live in DIR/backups (default: settings)"
+        )
+
+    def say(self, message: str) -> None:
+        self.stdout.write(f"[{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z] {message}")
+        self.stdout.flush()
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except FAILURES as e:
+            raise CommandError(str(e)) from None
+
+    @staticmethod
+    def has_terminal() -> bool:
+        return sys.stdin.isatty()
