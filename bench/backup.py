@@ -80,7 +80,7 @@ def shell(command: str) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=500, help="database size to build (default 500)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the best is kept (default 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept (default 3)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -1,6 +1,7 @@
 """`manage.py archives verify|decrypt`: an operator can check and read a file with only the key."""
 
 import io
+import os
 
 import pytest
 from django.conf import settings
@@ -80,3 +81,70 @@ def test_verify_with_the_wrong_key_names_the_key_id(archive_file, monkeypatch):
 def test_missing_file_or_directory_is_a_clear_error(tmp_path, make_path):
     with pytest.raises(CommandError, match="does not exist|is a directory"):
         run("verify", "--file", str(make_path(tmp_path)))
+
+
+def _attacks():
+    from tests.test_container import FRAME, frames
+
+    def flip_at(offset):
+        return lambda blob: blob[:offset] + bytes([blob[offset] ^ 1]) + blob[offset + 1 :]
+
+    def build(blob):
+        spans = frames(blob)
+        (a, la), (b, lb) = spans[1], spans[2]
+        other = _sealed(RANDOM_NDJSON)
+        oa, ol = frames(other)[1]
+        return {
+            "header bit": flip_at(30)(blob),
+            "chunk bit": flip_at(spans[1][0] + FRAME.size + 3)(blob),
+            "tag bit": flip_at(spans[1][0] + spans[1][1] - 2)(blob),
+            "trailer bit": flip_at(spans[-1][0] + FRAME.size + 1)(blob),
+            "truncated at a chunk boundary": blob[: spans[-1][0]],
+            "truncated inside a chunk": blob[: spans[2][0] + 10],
+            "chunks swapped": blob[:a] + blob[b : b + lb] + blob[a : a + la] + blob[b + lb :],
+            "chunk spliced from another file": blob[:oa] + other[oa : oa + ol] + blob[oa + ol :],
+            "bytes appended": blob + b"x",
+            "last-chunk flag flipped": flip_at(spans[-1][0])(blob),
+            "unsupported version": blob[:8] + b"\x00\x09" + blob[10:],
+        }
+
+    return build
+
+
+RANDOM_NDJSON = b"".join(b'{"raw_log":"' + os.urandom(200).hex().encode() + b'"}\n' for _ in range(200))
+
+
+def _sealed(data: bytes) -> bytes:
+    sink = io.BytesIO()
+    writer = ContainerWriter(sink, Keyring.from_settings(), "archive", {}, chunk_size=8192, level=1)
+    writer.write(data)
+    writer.close()
+    return sink.getvalue()
+
+
+ATTACKS = [
+    "header bit", "chunk bit", "tag bit", "trailer bit", "truncated at a chunk boundary", "truncated inside a chunk",
+    "chunks swapped", "chunk spliced from another file", "bytes appended", "last-chunk flag flipped",
+    "unsupported version",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_decrypt_refuses_every_attack_and_leaves_no_output(tmp_path, attack):
+    blob = _sealed(RANDOM_NDJSON)
+    damaged = _attacks()(blob)[attack]
+    assert len(damaged) != len(blob) or damaged != blob
+    source = tmp_path / "in.strix-archive"
+    source.write_bytes(damaged)
+    with pytest.raises(CommandError):
+        run("decrypt", "--file", str(source), "-o", str(tmp_path / "out.ndjson"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.strix-archive"]
+
+
+def test_decrypt_of_a_file_from_an_unknown_key_leaves_no_output(tmp_path, monkeypatch):
+    source = tmp_path / "in.strix-archive"
+    source.write_bytes(_sealed(NDJSON))
+    monkeypatch.setattr(settings, "STRIX_BACKUP_ENCRYPTION_KEY", generate_key())
+    with pytest.raises(CommandError, match="key id"):
+        run("decrypt", "--file", str(source), "-o", str(tmp_path / "out.ndjson"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.strix-archive"]

@@ -280,12 +280,14 @@ class ContainerReader:
 
     def __iter__(self) -> Iterator[bytes]:
         sha, total, rows = hashlib.sha256(), 0, 0
+        count_rows = self.header.kind == "archive"
         reader = zstandard.ZstdDecompressor().stream_reader(self._chunks, read_size=CHUNK_SIZE)
         try:
             while block := reader.read(self._read_size):
                 sha.update(block)
                 total += len(block)
-                rows += block.count(b"\n")
+                if count_rows:
+                    rows += block.count(b"\n")
                 yield block
         except zstandard.ZstdError as e:
             raise CorruptCompressionError(f"the compressed stream is corrupt ({e}).") from None
