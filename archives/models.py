@@ -78,6 +78,9 @@ class RestoreJob(models.Model):
     error = models.TextField(blank=True)
     staging_table = models.CharField(max_length=100, blank=True)
     lock_token = models.CharField(max_length=64, blank=True, editable=False)
+    # Set once the staged rows are verified (the commit point), then advanced step by step, so that a
+    # promotion interrupted by a dead worker is finished by the reaper, never half left: see promote.py.
+    promotion = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -9,8 +9,9 @@ from django.db import connection
 
 from archives import services
 from archives.models import Archive, FractalOperation, RestoreJob
+from archives.services import promote
 from archives.services.errors import FractalBusy, NotAllowed
-from archives.services.restore import STAGING_PREFIX
+from archives.services.restore import STAGING_PREFIX, stage
 from strix import logstore
 from strix.storage import get_store
 from tests.celery_worker import WorkerProcess, wait_for_job, wait_until
@@ -260,8 +261,14 @@ def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_wo
 
     job = services.request_restore(admin, archive, target=target, enqueue=False)
     restore_archive.apply_async([str(job.id)], queue=solo_worker.queue)
-    wait_until(lambda: RestoreJob.objects.get(pk=job.pk).progress_rows > 0, 120, 0.05, "the restore to progress")
+
+    def staging_under_way():
+        return job.staging_table in staging_tables() and logstore.count_table(job.staging_table) > 0
+
+    wait_until(staging_under_way, 120, 0.02, "rows to reach the staging table")
     solo_worker.kill()
+    job.refresh_from_db()
+    assert not promote.is_committed(job), "killed too late: the rows were already verified"
 
     job = _reap_when_lock_lapses(job)
     assert job.status == RestoreJob.Status.FAILED and "worker stopped" in job.error
@@ -271,3 +278,57 @@ def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_wo
     again = services.request_restore(admin, archive, target=target, enqueue=False)
     services.run_restore(again.id)
     assert checksum(target) == checksum(source)
+
+
+class _NoHeartbeat:
+    def progress(self, done, expected=None):
+        pass
+
+    def check(self):
+        pass
+
+
+class SimulatedCrash(BaseException):
+    """The worker process dying: no except or finally block of the service gets to run."""
+
+
+def test_worker_dying_mid_promotion_is_finished_by_the_reaper_without_duplicates(
+    admin, make_fractal, seed_rows, monkeypatch
+):
+    from workers import locks
+
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 30_000, days=95, seed=12)  # four monthly partitions or more
+    seed_rows(target, 500, seed=13)
+    archive = services.request_archive(admin, source, enqueue=False)
+    services.run_archive(archive.id)
+    archive.refresh_from_db()
+
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    RestoreJob.objects.filter(pk=job.pk).update(status=RestoreJob.Status.RESTORING)
+    job.refresh_from_db()
+    stage(job, _NoHeartbeat())
+    promote.commit(job)
+    assert len(job.promotion["partitions"]) >= 4
+
+    attach = logstore.attach_partition
+    calls = []
+
+    def attach_then_die(staging, partition):
+        calls.append(partition)
+        attach(staging, partition)
+        if len(calls) == 2:
+            raise SimulatedCrash()  # after the attach, before it was recorded: the hardest moment
+
+    monkeypatch.setattr(logstore, "attach_partition", attach_then_die)
+    with pytest.raises(SimulatedCrash):
+        promote.roll_forward(job)
+    monkeypatch.setattr(logstore, "attach_partition", attach)
+    locks.release_fractal_lock(str(target.id), job.lock_token)  # as its TTL would
+
+    assert str(job.pk) in services.reap_stale_jobs(now=datetime.now(UTC) + timedelta(seconds=60))
+    job.refresh_from_db()
+    assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000
+    assert checksum(target) == checksum(source)
+    assert staging_tables() == []
+    assert not FractalOperation.objects.exists()

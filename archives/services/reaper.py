@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from archives.models import Archive, RestoreJob
+from archives.services import promote
 from archives.services.claims import PENDING_LOCK_TTL, release_claim
 from archives.services.jobs import finish_job
 from strix import logstore
@@ -44,10 +45,7 @@ def reap_stale_jobs(now=None) -> list[str]:
             reaped.append(str(archive.id))
     for job in RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE):
         if _is_dead(job, now):
-            if job.staging_table:
-                logstore.drop_table(job.staging_table)
-            finish_job(job, RestoreJob.Status.FAILED, error=WORKER_STOPPED)
-            release_claim(job.target_id, job.lock_token, restore=job)
+            _reap_restore(job)
             reaped.append(str(job.id))
     _drop_orphan_staging_tables()
     for job_id in reaped:
@@ -55,11 +53,34 @@ def reap_stale_jobs(now=None) -> list[str]:
     return reaped
 
 
+def _reap_restore(job: RestoreJob) -> None:
+    """Before the commit point: drop the staged rows, the target was never touched. After it: finish."""
+    if not promote.is_committed(job):
+        if job.staging_table:
+            logstore.drop_table(job.staging_table)
+        finish_job(job, RestoreJob.Status.FAILED, error=WORKER_STOPPED)
+    else:
+        try:
+            rows = promote.roll_forward(job)
+        except Exception as e:  # the staging table stays: it holds the only verified copy in ClickHouse
+            finish_job(job, RestoreJob.Status.FAILED, error=f"worker stopped while promoting rows; {e}")
+        else:
+            logstore.drop_table(job.staging_table)
+            finish_job(
+                job, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows,
+                error="the worker stopped after the rows were verified; the reaper finished the restore",
+            )  # fmt: skip
+    release_claim(job.target_id, job.lock_token, restore=job)
+
+
 def _drop_orphan_staging_tables() -> None:
     """Staging tables whose restore is no longer running (e.g. a job record deleted meanwhile)."""
     from archives.services.restore import STAGING_PREFIX
 
-    active = set(RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE).values_list("staging_table", flat=True))
+    keep = RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE) | RestoreJob.objects.filter(
+        promotion__phase__in=[promote.CLEARING, promote.ATTACHING]
+    )
+    active = set(keep.values_list("staging_table", flat=True))
     for table in logstore.tables_with_prefix(STAGING_PREFIX):
         if table not in active:
             logstore.drop_table(table)

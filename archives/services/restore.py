@@ -12,6 +12,7 @@ import logging
 from django.db import transaction
 
 from archives.models import Archive, RestoreJob
+from archives.services import promote
 from archives.services.claims import claim_fractal, release_claim
 from archives.services.errors import NotRestorable, require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
@@ -21,6 +22,7 @@ from strix.crypto.errors import ContainerError
 from strix.crypto.keys import Keyring
 from strix.fractals.models import Fractal
 from strix.storage import get_store
+from workers import locks
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +76,41 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
     if not start_job(RestoreJob, job_id, RestoreJob.Status.RESTORING):
         return RestoreJob.objects.get(pk=job_id)
     job = RestoreJob.objects.select_related("archive", "target").get(pk=job_id)
+    keep_staging = False
     try:
         if job.archive is None:
             raise NotRestorable("the archive was deleted before the restore started.")
         with Heartbeat(job, job.target_id, on_progress) as heartbeat:
-            rows = _restore(job, heartbeat)
+            stage(job, heartbeat)
+            promote.commit(job)  # verified: from here on the restore is finished, not abandoned
+            rows = promote.roll_forward(job)
         finish_job(job, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows)
         log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
     except Exception as e:
+        if promote.is_committed(job) and not isinstance(e, promote.PromotionUnclear):
+            _leave_to_reaper(job, e)
+            return job
+        keep_staging = isinstance(e, promote.PromotionUnclear)
         log.warning("restore %s into %s failed: %s", job.id, job.target.name, e)
         finish_job(job, RestoreJob.Status.FAILED, error=str(e) or e.__class__.__name__)
-    finally:
-        try:
+    try:
+        if not keep_staging:
             logstore.drop_table(job.staging_table)
-        finally:
-            release_claim(job.target_id, job.lock_token, restore=job)
+    finally:
+        release_claim(job.target_id, job.lock_token, restore=job)
     return job
 
 
-def _restore(job: RestoreJob, heartbeat: Heartbeat) -> int:
+def _leave_to_reaper(job: RestoreJob, error: Exception) -> None:
+    """After the commit point a failure (ClickHouse away…) must not abandon verified rows: the job stays
+    active with its staging table and database claim, and the reaper retries the promotion."""
+    log.warning("restore %s: promotion interrupted (%s); the reaper will finish it", job.id, error)
+    RestoreJob.objects.filter(pk=job.pk).update(error=f"promotion interrupted ({error}); it will be retried")
+    locks.release_fractal_lock(str(job.target_id), job.lock_token)  # so the reaper need not wait for the TTL
+
+
+def stage(job: RestoreJob, heartbeat: Heartbeat) -> int:
+    """Stream the archive into the staging table and verify it; the target is not touched."""
     archive = job.archive
     heartbeat.progress(0, archive.row_count)
     logstore.create_staging_table(job.staging_table, str(job.target_id))
@@ -128,9 +146,4 @@ def _restore(job: RestoreJob, heartbeat: Heartbeat) -> int:
         raise RestoreMismatch(
             f"staged {staged} rows but the archive holds {trailer.rows}; the target was left untouched."
         )
-    # Everything is verified: only now is the target touched.
-    target_id = str(job.target_id)
-    if job.clear_existing and logstore.count_rows(target_id):
-        logstore.delete_rows(target_id)
-    logstore.promote_staging(job.staging_table)
     return staged

@@ -254,15 +254,27 @@ def count_table(table: str) -> int:
     return execute(f"SELECT count() FROM {database()}.{table}")[0][0]
 
 
-def promote_staging(table: str) -> None:
-    """Move a staging table's rows into ``logs``, partition by partition.
+def staged_partitions(table: str) -> dict[int, int]:
+    """Rows per partition (``toYYYYMM(timestamp)``, the partition key of ``logs``) of a staging table."""
+    query = f"SELECT toYYYYMM(timestamp) AS p, count() FROM {database()}.{table} GROUP BY p ORDER BY p"
+    return {int(partition): count for partition, count in execute(query)}
+
+
+def fractal_partition_rows(fractal_id: str, partition: int) -> int:
+    query = (
+        f"SELECT count() FROM {database()}.{LOGS_TABLE} "
+        "WHERE fractal_id = %(fid)s AND toYYYYMM(timestamp) = %(partition)s"
+    )
+    return execute(query, {"fid": fractal_id, "partition": partition})[0][0]
+
+
+def attach_partition(staging: str, partition: int) -> None:
+    """Add a staging table's partition to ``logs``.
 
     ``ATTACH PARTITION … FROM`` hard-links the staged parts instead of copying rows (ClickHouse 18.16
     and current releases alike), so promotion costs next to nothing whatever the archive's size.
     """
-    query = "SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s AND table = %(table)s AND active"
-    for (partition,) in execute(query, {"db": database(), "table": table}):
-        execute(f"ALTER TABLE {database()}.{LOGS_TABLE} ATTACH PARTITION {partition} FROM {database()}.{table}")
+    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} ATTACH PARTITION {int(partition)} FROM {database()}.{staging}")
 
 
 def drop_table(table: str) -> None:
