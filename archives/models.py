@@ -8,7 +8,31 @@ from django.db import models
 from strix.fractals.models import Fractal
 
 
-class Archive(models.Model):
+class OperationRecord(models.Model):
+    """What archives and restores have in common: who asked, when, how far, how it ended, its lock."""
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    progress_rows = models.BigIntegerField(default=0)
+    expected_rows = models.BigIntegerField(null=True, blank=True)
+    lock_token = models.CharField(max_length=64, blank=True, editable=False)
+
+    ACTIVE: tuple = ()
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class Archive(OperationRecord):
     class Kind(models.TextChoices):
         MANUAL = "manual", "Manual"
         SCHEDULED = "scheduled", "Scheduled"
@@ -32,28 +56,12 @@ class Archive(models.Model):
     time_end = models.DateTimeField(null=True, blank=True, help_text="latest row timestamp in the archive")
     sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the archive's plaintext")
     key_id = models.CharField(max_length=32, blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    progress_rows = models.BigIntegerField(default=0)
-    expected_rows = models.BigIntegerField(null=True, blank=True)
-    lock_token = models.CharField(max_length=64, blank=True, editable=False)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self):
         return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
 
-
-class RestoreJob(models.Model):
+class RestoreJob(OperationRecord):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RESTORING = "restoring", "Restoring"
@@ -67,30 +75,14 @@ class RestoreJob(models.Model):
     target = models.ForeignKey(Fractal, on_delete=models.PROTECT, related_name="restores")
     clear_existing = models.BooleanField(default=True, help_text="replace the target's logs instead of adding")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    progress_rows = models.BigIntegerField(default=0)
-    expected_rows = models.BigIntegerField(null=True, blank=True)
     rows_restored = models.BigIntegerField(null=True, blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
     staging_table = models.CharField(max_length=100, blank=True)
-    lock_token = models.CharField(max_length=64, blank=True, editable=False)
     # Set once the staged rows are verified (the commit point), then advanced step by step, so that a
     # promotion interrupted by a dead worker is finished by the reaper, never half left: see promote.py.
     promotion = models.JSONField(default=dict, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-created_at"]
-
     def __str__(self):
         return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
 
 
 class FractalOperation(models.Model):
