@@ -38,6 +38,9 @@ wait_for() {  # wait_for NAME SECONDS COMMAND...
 need_command zstd zstd
 need_command openssl openssl
 need_command curl curl
+# Headless browser for the admin UI tests (Debian's builds; nothing downloads a browser of its own).
+need_command chromium chromium
+need_command chromedriver chromium-driver
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 need_command pg_dump postgresql postgresql-client
