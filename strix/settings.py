@@ -124,6 +124,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The beat schedule lives here; DatabaseScheduler syncs it into django-celery-beat's tables.
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0},
+    "scan-archive-schedules": {"task": "strix.scan_archive_schedules", "schedule": 300.0},
 }
 # Per-fractal Redis locks expire this long after their worker's last heartbeat (renewed every TTL/4).
 STRIX_LOCK_TTL_SECONDS = float(env_str("STRIX_LOCK_TTL_SECONDS", "60"))

@@ -33,3 +33,8 @@ def restore_archive(self, job_id: str) -> dict:
 @shared_task(name="strix.reap_stale_jobs")
 def reap_stale_jobs() -> list[str]:
     return services.reap_stale_jobs()
+
+
+@shared_task(name="strix.scan_archive_schedules")
+def scan_archive_schedules() -> list[str]:
+    return [str(archive.id) for archive in services.scan_schedules()]

@@ -5,6 +5,7 @@ from archives.services.delete import delete_archive
 from archives.services.errors import ArchiveError, ArchiveInUse, NotAllowed, NotRestorable
 from archives.services.reaper import reap_stale_jobs
 from archives.services.restore import request_restore, run_restore
+from archives.services.schedule import prune_archives, scan_schedules
 
 __all__ = [
     "ArchiveError",
@@ -12,9 +13,11 @@ __all__ = [
     "NotAllowed",
     "NotRestorable",
     "delete_archive",
+    "prune_archives",
     "reap_stale_jobs",
     "request_archive",
     "request_restore",
     "run_archive",
     "run_restore",
+    "scan_schedules",
 ]

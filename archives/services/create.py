@@ -59,6 +59,9 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
             result = _write_archive(archive, store, heartbeat)
         finish_job(archive, Archive.Status.COMPLETED, size_bytes=store.size(archive.file_name), **result)
         log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
+        from archives.services.schedule import prune_archives
+
+        prune_archives(archive.fractal)  # only once the new archive is safely stored
     except Exception as e:
         log.exception("archive %s of fractal %s failed", archive.id, archive.fractal.name)
         store.discard_partial(archive.file_name)
