@@ -6,6 +6,7 @@ import shutil
 import pytest
 from django.urls import reverse
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -36,6 +37,14 @@ def login(browser, live_server, username, password):
     WebDriverWait(browser, 20).until(expected_conditions.url_contains("/admin/"))
 
 
+def settled(browser) -> bool:
+    """The page has followed every job to its end: nothing running, "Archive now" enabled again."""
+    button = browser.find_element(By.ID, "archive-now")
+    text = browser.find_element(By.ID, "content-main").text
+    running = any(state in text for state in ("Pending", "Archiving", "Restoring"))
+    return button.is_enabled() and not running
+
+
 def test_archive_restore_and_delete_from_the_manage_page_with_live_status(
     browser, live_server, celery_worker, make_user, make_fractal, seed_rows
 ):
@@ -43,13 +52,16 @@ def test_archive_restore_and_delete_from_the_manage_page_with_live_status(
     seed_rows(source, 20_000)
     make_user("ui-admin", administers=[source, target], password="ui-password-1")
     login(browser, live_server, "ui-admin", "ui-password-1")
-    wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+    # The page reloads itself when a job changes state, so elements may go stale between two looks.
+    wait = WebDriverWait(
+        browser, 60, poll_frequency=0.2, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
 
     browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[source.pk])}")
     assert "20,000" in browser.find_element(By.ID, "content-main").text
     browser.find_element(By.ID, "archive-now").click()
     # No reload by hand: the page polls the status and shows the completed archive by itself.
-    wait.until(lambda b: "Completed" in b.find_element(By.ID, "archives").text)
+    wait.until(lambda b: "Completed" in b.find_element(By.ID, "archives").text and settled(b))
     archive = Archive.objects.get(fractal=source)
     assert archive.status == Archive.Status.COMPLETED and archive.row_count == 20_000
 
@@ -70,6 +82,8 @@ def test_archive_restore_and_delete_from_the_manage_page_with_live_status(
     job = RestoreJob.objects.get()
     wait.until(lambda b: RestoreJob.objects.get(pk=job.pk).status == RestoreJob.Status.COMPLETED)
     assert logstore.count_rows(str(target.id)) == 20_000
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[source.pk])}")
+    wait.until(settled)
 
     browser.find_element(By.CSS_SELECTOR, "input.deletelink").click()
     wait.until(expected_conditions.alert_is_present()).accept()
