@@ -332,3 +332,15 @@ def test_worker_dying_mid_promotion_is_finished_by_the_reaper_without_duplicates
     assert checksum(target) == checksum(source)
     assert staging_tables() == []
     assert not FractalOperation.objects.exists()
+
+
+def test_progress_is_in_the_celery_task_state_that_flower_shows(celery_worker, admin, make_fractal, seed_rows):
+    from celery.result import AsyncResult
+
+    fractal = make_fractal()
+    seed_rows(fractal, 200_000, days=40, seed=14)
+    archive = services.request_archive(admin, fractal)
+    task = AsyncResult(str(archive.id))  # the task id is the archive's id
+    progress = wait_until(lambda: task.state == "PROGRESS" and task.info, 60, 0.01, "a PROGRESS state")
+    assert progress["rows_expected"] == 200_000 and progress["rows_done"] >= 0
+    assert task.get(timeout=120) == {"archive_id": str(archive.id), "status": "completed", "rows": 200_000}

@@ -44,7 +44,8 @@ def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enq
     if enqueue:
         from workers.tasks import archive_fractal
 
-        transaction.on_commit(lambda: archive_fractal.delay(str(archive.id)))
+        # The task id is the archive id, so that Flower and AsyncResult find a job by its record.
+        transaction.on_commit(lambda: archive_fractal.apply_async([str(archive.id)], task_id=str(archive.id)))
     return archive
 
 

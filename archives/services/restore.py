@@ -68,7 +68,7 @@ def request_restore(
     if enqueue:
         from workers.tasks import restore_archive
 
-        transaction.on_commit(lambda: restore_archive.delay(str(job.id)))
+        transaction.on_commit(lambda: restore_archive.apply_async([str(job.id)], task_id=str(job.id)))
     return job
 
 
