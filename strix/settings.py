@@ -123,6 +123,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env_str("STRIX_CELERY_QUEUE", "celery")
 # The beat schedule lives here; DatabaseScheduler syncs it into django-celery-beat's tables.
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0},

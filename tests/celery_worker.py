@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
-    def __init__(self, log_dir: Path, pool: str = "prefork", concurrency: int = 2, queue: str = "celery"):
+    def __init__(self, log_dir: Path, pool: str = "prefork", concurrency: int = 2, queue: str | None = None):
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-        self.queue = queue
+        self.queue = queue or os.environ["STRIX_CELERY_QUEUE"]
         self.log_path = log_dir / f"worker-{self.name.split('@')[0]}.log"
         db = connection.settings_dict
         env = {
@@ -29,7 +29,8 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [
                 str(celery), "-A", "strix", "worker", "--loglevel=INFO", f"--pool={pool}",
-                f"--concurrency={concurrency}", "-n", self.name, "-Q", queue, "--without-gossip", "--without-mingle",
+                f"--concurrency={concurrency}", "-n", self.name, "-Q", self.queue,
+                "--without-gossip", "--without-mingle",
             ],
             cwd=ROOT,
             env=env,

@@ -30,8 +30,10 @@ def strix_test_environment(tmp_path_factory):
         "STRIX_REDIS_URL": redis_url,
         "STRIX_BACKUP_ENCRYPTION_KEY": key,
         "STRIX_LOCK_TTL_SECONDS": str(TEST_LOCK_TTL),
+        # A queue of this session's own: a worker of another test run can never take its tasks.
+        "STRIX_CELERY_QUEUE": f"strix-test-{ch_database}",
     }
-    previous = {name: getattr(settings, name) for name in overrides}
+    previous = {name: getattr(settings, name, None) for name in overrides}
     for name, value in overrides.items():
         setattr(settings, name, value)
         os.environ[name] = value
@@ -40,9 +42,7 @@ def strix_test_environment(tmp_path_factory):
     from strix.celery import app as celery_app
 
     celery_app.conf.broker_url = celery_app.conf.result_backend = redis_url
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()  # leftovers of an earlier run must not reach this one's worker
+    settings.CELERY_TASK_DEFAULT_QUEUE = celery_app.conf.task_default_queue = os.environ["STRIX_CELERY_QUEUE"]
     settings.STRIX_BACKUP_DECRYPTION_KEYS = []
     storage_root = tmp_path_factory.mktemp("storage")
     for name, path in (

@@ -66,3 +66,10 @@ def test_busy_fractal_shows_the_busy_message(client, make_user, make_fractal):
     shown = [str(m) for m in response.context["messages"]]
     assert shown == ["an archive or restore is already running for fractal busy-page"]
     assert Archive.objects.count() == 1
+
+
+def test_the_fractal_page_links_to_its_manage_page(client, make_user, make_fractal):
+    fractal = make_fractal()
+    client.force_login(make_user(administers=[fractal]))
+    page = client.get(reverse("admin:fractals_fractal_change", args=[fractal.pk]))
+    assert manage_url(fractal).encode() in page.content
