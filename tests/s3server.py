@@ -1,5 +1,6 @@
 """A real S3-compatible server for tests: moto's server in its own process, spoken to over HTTP."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def free_port() -> int:
 
 
 class S3Server:
-    def __init__(self):
+    def __init__(self, enforce_credentials: bool = False):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         moto_server = Path(sys.executable).with_name("moto_server")
@@ -28,6 +29,8 @@ class S3Server:
             [str(moto_server), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # moto checks keys against its IAM only when told to; then unknown keys are refused, as on AWS.
+            env={**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if enforce_credentials else {})},
         )
         deadline = time.monotonic() + 30
         while True:

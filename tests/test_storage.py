@@ -223,3 +223,25 @@ def test_settings_pick_s3_when_a_bucket_is_configured():
     assert backends["archives"]["OPTIONS"]["client_config"].s3 == {"addressing_style": "path"}
     assert storage_backends({}, "/a", "/b")["archives"]["BACKEND"].endswith("FileSystemStorage")
     assert settings.STORAGES["archives"]
+
+
+def _write_small(store, name):
+    with store.open_write(name) as stream:
+        stream.write(b"small")
+
+
+def test_refused_credentials_are_one_line_naming_the_variables_without_the_secret(settings):
+    from tests.s3server import S3Server
+
+    server = S3Server(enforce_credentials=True)
+    try:
+        settings.STORAGES = {**settings.STORAGES, **storage_backends(server.settings_for("any"), "/a", "/b")}
+        store = get_store("archives")
+        for action in (store.check, store.list, lambda: _write_small(store, "y.bin")):
+            with pytest.raises(StorageError) as caught:
+                action()
+            message = str(caught.value)
+            assert "refused the credentials" in message and "STRIX_S3_ACCESS_KEY" in message
+            assert "\n" not in message and SECRET_KEY not in message
+    finally:
+        server.stop()
