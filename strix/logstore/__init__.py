@@ -37,9 +37,7 @@ from strix.logstore.native import (
     server_version,
     staged_partitions,
     stream_rows,
-    table_exists,
     tables_with_prefix,
-    time_range,
     timestamp_type,
     wait_for_mutations,
 )
@@ -75,9 +73,7 @@ __all__ = [
     "server_version",
     "stream_records",
     "stream_rows",
-    "table_exists",
     "tables_with_prefix",
-    "time_range",
     "timestamp_type",
     "wait_for_mutations",
 ]

@@ -168,12 +168,6 @@ def stream_rows(
         client.disconnect()
 
 
-def time_range(fractal_id: str) -> tuple[datetime | None, datetime | None]:
-    query = f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s"
-    count, first, last = execute(query, {"fid": fractal_id})[0]
-    return (first, last) if count else (None, None)
-
-
 def delete_rows(fractal_id: str, older_than: datetime | None = None, timeout: float = 3600) -> None:
     """Delete a fractal's rows (all, or those older than a cutoff) and wait until they are gone."""
     condition = "fractal_id = %(fid)s"
@@ -279,11 +273,6 @@ def attach_partition(staging: str, partition: int) -> None:
 
 def drop_table(table: str) -> None:
     execute(f"DROP TABLE IF EXISTS {database()}.{table}")
-
-
-def table_exists(table: str) -> bool:
-    query = "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(name)s"
-    return bool(execute(query, {"db": database(), "name": table})[0][0])
 
 
 def tables_with_prefix(prefix: str) -> list[str]:
