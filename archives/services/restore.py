@@ -1,8 +1,10 @@
 """Restoring an archive into a fractal without ever losing data.
 
-Rows go into a staging table first. Only when the whole archive has authenticated and the staged
-row count equals the trailer's is the target cleared (when asked) and the rows promoted. A bad
-archive leaves the target exactly as it was, and the staging table is always dropped.
+Rows go into a staging table first (:func:`stage`). Only when the whole archive has authenticated and
+the staged row count equals the trailer's is the promotion committed (promote.py): the target is
+cleared (when asked) and the staged partitions attached, steps that are finished even if the worker
+dies. A bad archive leaves the target exactly as it was; the staging table is dropped at the end
+(kept only when promote.py cannot tell what reached the target, for an operator to look at).
 """
 
 from __future__ import annotations
