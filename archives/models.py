@@ -56,6 +56,10 @@ class Archive(OperationRecord):
     time_end = models.DateTimeField(null=True, blank=True, help_text="latest row timestamp in the archive")
     sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the archive's plaintext")
     key_id = models.CharField(max_length=32, blank=True)
+    # Per whole UTC day archived: [rows, sum of row hashes], taken just before the day was streamed, so
+    # every row counted is in the archive. Retention deletes a day only while the log store still
+    # matches these figures (see retention.py). Recorded for fractals with a retention policy.
+    day_checksums = models.JSONField(default=dict, blank=True, editable=False)
 
     def __str__(self):
         return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
@@ -98,12 +102,13 @@ class FractalOperation(models.Model):
 
     class Meta:
         constraints = [
+            # An archive, a restore, or neither (retention holds the fractal with no job record).
             models.CheckConstraint(
-                condition=models.Q(archive__isnull=False, restore__isnull=True)
-                | models.Q(archive__isnull=True, restore__isnull=False),
-                name="operation_is_archive_xor_restore",
+                condition=models.Q(archive__isnull=True) | models.Q(restore__isnull=True),
+                name="operation_is_one_job_at_most",
             )
         ]
 
     def __str__(self):
-        return f"{self.fractal} busy with {'archive' if self.archive_id else 'restore'}"
+        job = "archive" if self.archive_id else "restore" if self.restore_id else "retention"
+        return f"{self.fractal} busy with {job}"

@@ -128,6 +128,7 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("STRIX_CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0},
     "scan-archive-schedules": {"task": "strix.scan_archive_schedules", "schedule": 300.0},
+    "enforce-retention": {"task": "strix.enforce_retention", "schedule": 3600.0},
 }
 # Per-fractal Redis locks expire this long after their worker's last heartbeat (renewed every TTL/4).
 STRIX_LOCK_TTL_SECONDS = float(env_str("STRIX_LOCK_TTL_SECONDS", "60"))

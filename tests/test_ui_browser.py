@@ -34,7 +34,8 @@ def login(browser, live_server, username, password):
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(password)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 20).until(expected_conditions.url_contains("/admin/"))
+    # The login page's own URL is under /admin/ too: wait for the page a logged-in user gets.
+    WebDriverWait(browser, 20).until(expected_conditions.presence_of_element_located((By.ID, "user-tools")))
 
 
 def settled(browser) -> bool:

@@ -38,3 +38,10 @@ def reap_stale_jobs() -> list[str]:
 @shared_task(name="strix.scan_archive_schedules")
 def scan_archive_schedules() -> list[str]:
     return [str(archive.id) for archive in services.scan_schedules()]
+
+
+@shared_task(name="strix.enforce_retention")
+def enforce_retention() -> dict:
+    from archives.services.retention import enforce_all
+
+    return {r.fractal: {"deleted_days": r.deleted_days, "kept_days": r.kept_days} for r in enforce_all()}

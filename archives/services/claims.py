@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
 
@@ -31,6 +32,26 @@ def claim_fractal(fractal: Fractal, create_job: Callable[[str], object], field: 
         locks.release_fractal_lock(str(fractal.id), token)
         raise
     return job
+
+
+@contextmanager
+def maintenance_claim(fractal: Fractal, ttl: float = 3600):
+    """Hold ``fractal`` for work without a job record (retention): no archive or restore meanwhile.
+
+    A claim left by a dead worker is removed by the reaper once its lock has lapsed.
+    """
+    token = locks.acquire_fractal_lock(str(fractal.id), fractal.name, ttl=ttl)
+    try:
+        try:
+            FractalOperation.objects.create(fractal=fractal)
+        except IntegrityError:
+            raise locks.FractalBusy(fractal.name) from None
+        try:
+            yield
+        finally:
+            FractalOperation.objects.filter(fractal=fractal, archive=None, restore=None).delete()
+    finally:
+        locks.release_fractal_lock(str(fractal.id), token)
 
 
 def release_claim(fractal_id, token: str, **job) -> None:

@@ -86,10 +86,16 @@ def _write_archive(archive: Archive, store, heartbeat: Heartbeat) -> dict:
         **({"retention_cutoff": _iso(since)} if since else {}),
     }
     edges = _EdgeRows()
+    day_checksums: dict[str, list[int]] = {}
     keyring = Keyring.from_settings()
     with store.open_write(archive.file_name) as sink:
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
             for window_start, window_end in logstore.day_windows(fractal_id, since):
+                if fractal.retention_days and window_start == _midnight(window_start):
+                    # Taken before the day is streamed: every row it counts is in this archive.
+                    day_checksums[window_start.date().isoformat()] = list(
+                        logstore.window_checksum(fractal_id, window_start, window_end)
+                    )
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
                     edges.see(block)
@@ -104,7 +110,12 @@ def _write_archive(archive: Archive, store, heartbeat: Heartbeat) -> dict:
         "time_start": edges.first_timestamp(),
         "time_end": edges.last_timestamp(),
         "progress_rows": trailer.rows,
+        "day_checksums": day_checksums,
     }
+
+
+def _midnight(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _iso(value: datetime) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from archives.models import Archive, RestoreJob
+from archives.models import Archive, FractalOperation, RestoreJob
 from archives.services import promote
 from archives.services.claims import PENDING_LOCK_TTL, release_claim
 from archives.services.jobs import finish_job
@@ -47,6 +47,7 @@ def reap_stale_jobs(now=None) -> list[str]:
         if _is_dead(job, now):
             _reap_restore(job)
             reaped.append(str(job.id))
+    _release_abandoned_maintenance_claims()
     _drop_orphan_staging_tables()
     for job_id in reaped:
         log.warning("reaped job %s: %s", job_id, WORKER_STOPPED)
@@ -71,6 +72,14 @@ def _reap_restore(job: RestoreJob) -> None:
                 error="the worker stopped after the rows were verified; the reaper finished the restore",
             )  # fmt: skip
     release_claim(job.target_id, job.lock_token, restore=job)
+
+
+def _release_abandoned_maintenance_claims() -> None:
+    """A retention run whose worker died leaves its claim row; once its lock has lapsed, free the fractal."""
+    for claim in FractalOperation.objects.filter(archive=None, restore=None):
+        if not locks.fractal_lock_held(str(claim.fractal_id)):
+            claim.delete()
+            log.warning("released the retention claim on fractal %s left by a stopped worker", claim.fractal_id)
 
 
 def _drop_orphan_staging_tables() -> None:

@@ -22,6 +22,7 @@ from strix.logstore.native import (
     database,
     day_windows,
     delete_rows,
+    delete_window,
     drop_database,
     drop_table,
     ensure_schema,
@@ -40,6 +41,7 @@ from strix.logstore.native import (
     tables_with_prefix,
     timestamp_type,
     wait_for_mutations,
+    window_checksum,
 )
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "database",
     "day_windows",
     "delete_rows",
+    "delete_window",
     "drop_database",
     "drop_table",
     "ensure_schema",
@@ -76,4 +79,5 @@ __all__ = [
     "tables_with_prefix",
     "timestamp_type",
     "wait_for_mutations",
+    "window_checksum",
 ]

@@ -280,6 +280,26 @@ def tables_with_prefix(prefix: str) -> list[str]:
     return [row[0] for row in execute(query, {"db": database(), "prefix": prefix})]
 
 
+def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[int, int]:
+    """(rows, order-independent sum of row hashes) of a fractal's rows in ``[start, end)``."""
+    query = (
+        "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
+        f"FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+    )
+    count, total = execute(query, {"fid": fractal_id, "start": start, "end": end})[0]
+    return int(count), int(total or 0)
+
+
+def delete_window(fractal_id: str, start: datetime, end: datetime, timeout: float = 3600) -> None:
+    """Delete a fractal's rows in ``[start, end)`` and wait until they are gone."""
+    execute(
+        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE "
+        "WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s",
+        {"fid": fractal_id, "start": start, "end": end},
+    )
+    wait_for_mutations(LOGS_TABLE, timeout)
+
+
 def fractal_checksum(fractal_id: str) -> tuple[int, int]:
     """(row count, order-independent hash of every row) to prove a fractal unchanged."""
     query = (

@@ -1,0 +1,80 @@
+"""Retention: delete a fractal's logs older than ``retention_days``, but never what no archive holds.
+
+A whole UTC day older than the cutoff is deleted only if some completed archive recorded that day's
+rows (count and sum of row hashes, taken before the day was streamed into it) and the log store still
+holds exactly those rows. A day that received rows since (late arrivals, restores), or that no archive
+covered whole, is kept and reported, to be deleted after a later archive covers it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from archives.models import Archive
+from archives.services.claims import maintenance_claim
+from archives.services.errors import FractalBusy
+from strix import logstore
+from strix.fractals.models import Fractal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetentionResult:
+    fractal: str
+    deleted_days: list[str] = field(default_factory=list)
+    kept_days: list[str] = field(default_factory=list)  # older than the cutoff, but not (fully) archived
+
+
+def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
+    recorded: dict[str, set[tuple[int, int]]] = {}
+    for checksums in Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).values_list(
+        "day_checksums", flat=True
+    ):
+        for day, (count, total) in checksums.items():
+            recorded.setdefault(day, set()).add((int(count), int(total)))
+    return recorded
+
+
+def enforce_retention(fractal: Fractal, now: datetime | None = None) -> RetentionResult:
+    """Delete the archived whole days older than the fractal's retention window."""
+    result = RetentionResult(fractal.name)
+    cutoff = fractal.retention_cutoff(now or timezone.now())
+    if cutoff is None:
+        return result
+    with maintenance_claim(fractal):
+        archived = _archived_checksums(fractal)
+        fractal_id = str(fractal.id)
+        for window_start, window_end in logstore.day_windows(fractal_id):
+            if window_end > cutoff:
+                break  # only whole days entirely older than the cutoff
+            day = window_start.date().isoformat()
+            current = logstore.window_checksum(fractal_id, window_start, window_end)
+            if current[0] == 0:
+                continue  # nothing that day
+            if current in archived.get(day, ()):
+                logstore.delete_window(fractal_id, window_start, window_end)
+                result.deleted_days.append(day)
+            else:
+                result.kept_days.append(day)
+    if result.kept_days:
+        log.warning(
+            "retention kept %d day(s) of %s older than %d days because no archive holds them: %s",
+            len(result.kept_days), fractal.name, fractal.retention_days, ", ".join(result.kept_days),
+        )  # fmt: skip
+    return result
+
+
+def enforce_all(now: datetime | None = None) -> list[RetentionResult]:
+    """Run retention on every fractal with a policy; a busy fractal waits for the next run."""
+    results = []
+    for fractal in Fractal.objects.exclude(retention_days=None):
+        try:
+            results.append(enforce_retention(fractal, now))
+        except FractalBusy:
+            log.info("retention of %s postponed: the fractal is busy", fractal.name)
+    return results

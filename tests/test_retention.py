@@ -1,0 +1,98 @@
+"""Retention deletes old logs only when an archive holds them."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from archives import services
+from archives.models import FractalOperation
+from archives.services.errors import FractalBusy
+from archives.services.retention import enforce_retention
+from strix import logstore
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def rows_at(days_ago: list[float], tag: str, ingest=None):
+    return [
+        (
+            NOW - timedelta(days=age),
+            f"{tag}-{age}",
+            f"{tag} event {age} days old",
+            "{}",
+            ingest or NOW - timedelta(days=age),
+        )
+        for age in days_ago
+    ]
+
+
+def archive(fractal, now=None):
+    made = services.request_archive(None, fractal, enqueue=False)
+    services.run_archive(made.id)
+    made.refresh_from_db()
+    assert made.status == "completed", made.error
+    return made
+
+
+def day(days_ago: float) -> str:
+    return (NOW - timedelta(days=days_ago)).date().isoformat()
+
+
+def test_nothing_is_deleted_without_an_archive(make_fractal):
+    fractal = make_fractal(retention_days=3)
+    logstore.insert_rows(str(fractal.id), rows_at([1, 5, 6], "a"))
+    result = enforce_retention(fractal, now=NOW)
+    assert result.deleted_days == [] and set(result.kept_days) == {day(5), day(6)}
+    assert logstore.count_rows(str(fractal.id)) == 3
+
+
+def test_archived_days_older_than_the_window_are_deleted_and_the_rest_kept(make_fractal):
+    fractal = make_fractal(retention_days=10)
+    logstore.insert_rows(str(fractal.id), rows_at([1, 2, 4, 4.2, 6], "a"))
+    first = archive(fractal)  # holds all of them (all inside 10 days)
+    assert set(first.day_checksums) >= {day(2), day(4), day(6)}
+
+    fractal.retention_days = 3
+    fractal.save()
+    result = enforce_retention(fractal, now=NOW)
+    assert sorted(result.deleted_days) == sorted({day(4), day(6)})
+    remaining = sorted(row[2] for row in logstore.stream_rows(str(fractal.id)))
+    assert remaining == ["a-1", "a-2"]
+
+
+def test_a_day_that_received_rows_after_its_archive_is_kept(make_fractal):
+    fractal = make_fractal(retention_days=10)
+    logstore.insert_rows(str(fractal.id), rows_at([5, 6], "a"))
+    archive(fractal)
+    logstore.insert_rows(str(fractal.id), rows_at([5.1], "late"))  # a late arrival: not in the archive
+    fractal.retention_days = 3
+    fractal.save()
+    result = enforce_retention(fractal, now=NOW)
+    assert result.deleted_days == [day(6)] and result.kept_days == [day(5)]
+    assert sorted(row[2] for row in logstore.stream_rows(str(fractal.id))) == ["a-5", "late-5.1"]
+
+
+def test_retention_waits_while_an_archive_or_restore_holds_the_fractal(make_fractal):
+    fractal = make_fractal(retention_days=3)
+    services.request_archive(None, fractal, enqueue=False)
+    with pytest.raises(FractalBusy):
+        enforce_retention(fractal, now=NOW)
+
+
+def test_retention_frees_the_fractal_afterwards(make_fractal):
+    fractal = make_fractal(retention_days=3)
+    enforce_retention(fractal, now=NOW)
+    assert not FractalOperation.objects.exists()
+    services.request_archive(None, fractal, enqueue=False)  # not busy
+
+
+def test_a_retention_claim_left_by_a_dead_worker_is_released_by_the_reaper(make_fractal):
+    fractal = make_fractal(retention_days=3)
+    FractalOperation.objects.create(fractal=fractal)  # its worker died; its Redis lock has lapsed
+    with pytest.raises(FractalBusy):
+        services.request_archive(None, fractal, enqueue=False)
+    services.reap_stale_jobs()
+    assert not FractalOperation.objects.exists()
+    services.request_archive(None, fractal, enqueue=False)
