@@ -96,3 +96,29 @@ def test_a_retention_claim_left_by_a_dead_worker_is_released_by_the_reaper(make_
     services.reap_stale_jobs()
     assert not FractalOperation.objects.exists()
     services.request_archive(None, fractal, enqueue=False)
+
+
+def test_retention_never_deletes_rows_ingested_during_the_run(make_fractal):
+    """The last guard: a row that arrives while retention runs survives even a matching day's delete."""
+    fractal = make_fractal()
+    old, fresh = NOW - timedelta(days=9), datetime.now(UTC)
+    logstore.insert_rows(
+        str(fractal.id), rows_at([9], "archived", ingest=old) + rows_at([9.1], "arriving", ingest=fresh)
+    )
+    start, end = (NOW - timedelta(days=10)), (NOW - timedelta(days=8))
+    logstore.delete_window(str(fractal.id), start, end, ingested_before=fresh - timedelta(minutes=10))
+    assert [row[2] for row in logstore.stream_rows(str(fractal.id))] == ["arriving-9.1"]
+
+
+def test_consecutive_deletable_days_go_in_one_mutation(make_fractal, monkeypatch):
+    fractal = make_fractal(retention_days=20)
+    logstore.insert_rows(str(fractal.id), rows_at([4, 5, 6, 8], "a"))
+    archive(fractal)
+    fractal.retention_days = 3
+    fractal.save()
+    calls = []
+    delete = logstore.delete_window
+    monkeypatch.setattr(logstore, "delete_window", lambda *args: calls.append(args[1:3]) or delete(*args))
+    result = enforce_retention(fractal, now=NOW)
+    assert len(result.deleted_days) == 4 and len(calls) == 2  # days 4-6 together, day 8 alone
+    assert logstore.count_rows(str(fractal.id)) == 0

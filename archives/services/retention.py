@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -21,6 +21,8 @@ from strix import logstore
 from strix.fractals.models import Fractal
 
 log = logging.getLogger(__name__)
+
+INGEST_MARGIN = timedelta(minutes=10)
 
 
 @dataclass
@@ -43,12 +45,17 @@ def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
 def enforce_retention(fractal: Fractal, now: datetime | None = None) -> RetentionResult:
     """Delete the archived whole days older than the fractal's retention window."""
     result = RetentionResult(fractal.name)
-    cutoff = fractal.retention_cutoff(now or timezone.now())
+    now = now or timezone.now()
+    cutoff = fractal.retention_cutoff(now)
+    # Rows may still arrive with old timestamps while this runs; a row ingested lately is never deleted
+    # by this run, whatever the checks below saw (the day is then kept whole next time).
+    ingested_before = timezone.now() - INGEST_MARGIN
     if cutoff is None:
         return result
     with maintenance_claim(fractal):
         archived = _archived_checksums(fractal)
         fractal_id = str(fractal.id)
+        deletable: list[tuple[datetime, datetime]] = []
         for window_start, window_end in logstore.day_windows(fractal_id):
             if window_end > cutoff:
                 break  # only whole days entirely older than the cutoff
@@ -57,16 +64,29 @@ def enforce_retention(fractal: Fractal, now: datetime | None = None) -> Retentio
             if current[0] == 0:
                 continue  # nothing that day
             if current in archived.get(day, ()):
-                logstore.delete_window(fractal_id, window_start, window_end)
+                deletable.append((window_start, window_end))
                 result.deleted_days.append(day)
             else:
                 result.kept_days.append(day)
+        # One mutation per run of consecutive days: each mutation rewrites the parts it touches.
+        for start, end in _runs(deletable):
+            logstore.delete_window(fractal_id, start, end, ingested_before)
     if result.kept_days:
         log.warning(
             "retention kept %d day(s) of %s older than %d days because no archive holds them: %s",
             len(result.kept_days), fractal.name, fractal.retention_days, ", ".join(result.kept_days),
         )  # fmt: skip
     return result
+
+
+def _runs(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    runs: list[tuple[datetime, datetime]] = []
+    for start, end in windows:
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
 
 
 def enforce_all(now: datetime | None = None) -> list[RetentionResult]:

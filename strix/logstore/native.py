@@ -290,12 +290,14 @@ def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[in
     return int(count), int(total or 0)
 
 
-def delete_window(fractal_id: str, start: datetime, end: datetime, timeout: float = 3600) -> None:
-    """Delete a fractal's rows in ``[start, end)`` and wait until they are gone."""
+def delete_window(
+    fractal_id: str, start: datetime, end: datetime, ingested_before: datetime, timeout: float = 3600
+) -> None:
+    """Delete a fractal's rows in ``[start, end)`` ingested before ``ingested_before``; wait until done."""
     execute(
-        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE "
-        "WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s",
-        {"fid": fractal_id, "start": start, "end": end},
+        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND timestamp >= %(start)s "
+        "AND timestamp < %(end)s AND ingest_timestamp < %(ingested_before)s",
+        {"fid": fractal_id, "start": start, "end": end, "ingested_before": ingested_before},
     )
     wait_for_mutations(LOGS_TABLE, timeout)
 
