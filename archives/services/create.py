@@ -90,7 +90,7 @@ def _write_archive(archive: Archive, store, heartbeat: Heartbeat) -> dict:
     keyring = Keyring.from_settings()
     with store.open_write(archive.file_name) as sink:
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
-            for window_start, window_end in logstore.day_windows(fractal_id, since):
+            for window_start, window_end in logstore.windows_between(first, last, since) if expected else []:
                 if fractal.retention_days and window_start == _midnight(window_start):
                     # Taken before the day is streamed: every row it counts is in this archive.
                     day_checksums[window_start.date().isoformat()] = list(

@@ -42,6 +42,7 @@ from strix.logstore.native import (
     timestamp_type,
     wait_for_mutations,
     window_checksum,
+    windows_between,
 )
 
 __all__ = [
@@ -80,4 +81,5 @@ __all__ = [
     "timestamp_type",
     "wait_for_mutations",
     "window_checksum",
+    "windows_between",
 ]

@@ -217,8 +217,11 @@ def day_windows(fractal_id: str, start: datetime | None = None) -> list[tuple[da
     Archives stream one day at a time so that ClickHouse sorts a day, never a whole fractal.
     """
     count, first, last = fractal_span(fractal_id, start)
-    if not count:
-        return []
+    return windows_between(first, last, start) if count else []
+
+
+def windows_between(first: datetime, last: datetime, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    """The UTC day windows from ``first``'s day to ``last``'s, the first one cut at ``start``."""
     day = datetime(first.year, first.month, first.day, tzinfo=UTC)
     windows = []
     while day <= last:
