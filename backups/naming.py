@@ -12,10 +12,3 @@ def backup_name(now: datetime | None = None) -> str:
 
 def is_backup_name(name: str) -> bool:
     return bool(PATTERN.match(name))
-
-
-def created_from_name(name: str) -> datetime | None:
-    match = PATTERN.match(name)
-    if not match:
-        return None
-    return datetime.strptime("".join(match.groups()), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
