@@ -20,6 +20,11 @@ class OperationRecord(models.Model):
     progress_rows = models.BigIntegerField(default=0)
     expected_rows = models.BigIntegerField(null=True, blank=True)
     lock_token = models.CharField(max_length=64, blank=True, editable=False)
+    # The fence of the claim that may write this record (claims.py): a worker that lost its claim
+    # (its job was taken over by the reaper) no longer matches, so every write it tries changes nothing.
+    fence = models.BigIntegerField(default=0, editable=False)
+    # When progress_rows last moved: a job alive but stuck is failed after STRIX_JOB_STALL_SECONDS.
+    progress_at = models.DateTimeField(null=True, blank=True)
 
     ACTIVE: tuple = ()
 
@@ -84,6 +89,11 @@ class RestoreJob(OperationRecord):
     # Set once the staged rows are verified (the commit point), then advanced step by step, so that a
     # promotion interrupted by a dead worker is finished by the reaper, never half left: see promote.py.
     promotion = models.JSONField(default=dict, blank=True, editable=False)
+    # The restored time range is held against retention in the target until hold_until (see
+    # retention.py), so that old rows brought back for an investigation are not aged out at once.
+    hold_start = models.DateTimeField(null=True, blank=True)
+    hold_end = models.DateTimeField(null=True, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
@@ -99,6 +109,8 @@ class FractalOperation(models.Model):
     archive = models.OneToOneField(Archive, null=True, blank=True, on_delete=models.CASCADE)
     restore = models.OneToOneField(RestoreJob, null=True, blank=True, on_delete=models.CASCADE)
     claimed_at = models.DateTimeField(auto_now_add=True)
+    # Grows with every claim and takeover (a PostgreSQL sequence): the token that fences stale workers.
+    fence = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

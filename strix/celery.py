@@ -4,8 +4,17 @@ import os
 
 from celery import Celery
 
+from strix.envconfig import require_valid_settings
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strix.settings")
 
 app = Celery("strix")
+
+
+@app.on_configure.connect
+def _settings_or_one_line_error(sender, **kwargs):
+    require_valid_settings()  # a bad variable stops the worker with one line, not a traceback
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"])

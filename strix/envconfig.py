@@ -5,8 +5,9 @@ Every knob of Strix Data Protection is read here so that a bad value fails at st
 """
 
 import os
+import sys
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -46,6 +47,38 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no.")
 
 
+def _env_number(name: str, default, convert, minimum, kind: str):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = convert(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not {kind}; for example {name}={default}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    return _env_number(name, default, int, minimum, "a whole number")
+
+
+def env_float(name: str, default: float, minimum: float = 0) -> float:
+    return _env_number(name, default, float, minimum, "a number")
+
+
+def require_valid_settings() -> None:
+    """Load the settings, or stop the process with one line naming the bad variable (no traceback)."""
+    try:
+        from django.conf import settings
+
+        settings.INSTALLED_APPS  # noqa: B018  (importing the settings module is what validates)
+    except ImproperlyConfigured as e:
+        print(f"Configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
@@ -60,13 +93,20 @@ def database_from_env() -> dict:
                 f"DATABASE_URL must look like postgresql://user:password@host:5432/dbname, got scheme "
                 f"{parsed.scheme!r}."
             )
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ImproperlyConfigured("DATABASE_URL has a port that is not a number.") from None
+        # Reserved characters in a password arrive percent-encoded (p%40ss for p@ss): decode them.
+        options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
         return {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": parsed.path.strip("/"),
-            "USER": parsed.username or "",
-            "PASSWORD": parsed.password or "",
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
+            "NAME": unquote(parsed.path.strip("/")),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": unquote(parsed.hostname or ""),
+            "PORT": str(port or ""),
+            **({"OPTIONS": options} if options else {}),
         }
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -74,7 +114,7 @@ def database_from_env() -> dict:
         "USER": env_str("STRIX_POSTGRES_USER", "postgres"),
         "PASSWORD": os.environ.get("STRIX_POSTGRES_PASSWORD", ""),
         "HOST": env_str("STRIX_POSTGRES_HOST", "127.0.0.1"),
-        "PORT": env_str("STRIX_POSTGRES_PORT", "5432"),
+        "PORT": str(env_int("STRIX_POSTGRES_PORT", 5432, minimum=1)),
     }
 
 
@@ -97,8 +137,8 @@ def clickhouse_from_env() -> dict:
         "host": parsed.hostname,
         "port": port,
         "http_port": http_port,
-        "user": parsed.username or "default",
-        "password": parsed.password or "",
+        "user": unquote(parsed.username or "default"),
+        "password": unquote(parsed.password or ""),
         "secure": parsed.scheme == "clickhouses",
     }
 

@@ -11,6 +11,8 @@ from strix.envconfig import (
     clickhouse_from_env,
     database_from_env,
     env_bool,
+    env_float,
+    env_int,
     env_list,
     env_str,
     load_env_file,
@@ -131,7 +133,11 @@ CELERY_BEAT_SCHEDULE = {
     "enforce-retention": {"task": "strix.enforce_retention", "schedule": 3600.0},
 }
 # Per-fractal Redis locks expire this long after their worker's last heartbeat (renewed every TTL/4).
-STRIX_LOCK_TTL_SECONDS = float(env_str("STRIX_LOCK_TTL_SECONDS", "60"))
+STRIX_LOCK_TTL_SECONDS = env_float("STRIX_LOCK_TTL_SECONDS", 60.0, minimum=1)
+# A job whose progress has not moved for this long is failed by the reaper and its fractal freed.
+STRIX_JOB_STALL_SECONDS = env_float("STRIX_JOB_STALL_SECONDS", 600.0, minimum=1)
+# A restore's time range is kept from retention in its target for this many days.
+STRIX_RESTORE_HOLD_DAYS = env_int("STRIX_RESTORE_HOLD_DAYS", 14, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,10 @@ from archives import services
 from archives.models import Archive, FractalOperation, RestoreJob
 from archives.services import promote
 from archives.services.errors import FractalBusy, NotAllowed
-from archives.services.restore import STAGING_PREFIX, stage
+from archives.services.claims import Claim
+from archives.services.jobs import start_job
+from archives.services.promote import STAGING_PREFIX
+from archives.services.restore import stage
 from strix import logstore
 from strix.storage import get_store
 from tests.celery_worker import WorkerProcess, wait_for_job, wait_until
@@ -305,10 +308,11 @@ def test_worker_dying_mid_promotion_is_finished_by_the_reaper_without_duplicates
     archive.refresh_from_db()
 
     job = services.request_restore(admin, archive, target=target, enqueue=False)
-    RestoreJob.objects.filter(pk=job.pk).update(status=RestoreJob.Status.RESTORING)
+    assert start_job(RestoreJob, job.pk, RestoreJob.Status.RESTORING)
     job.refresh_from_db()
-    stage(job, _NoHeartbeat())
-    promote.commit(job)
+    claim = Claim.of(job)
+    stage(job, claim, _NoHeartbeat())
+    promote.commit(job, claim)
     assert len(job.promotion["partitions"]) >= 4
 
     attach = logstore.attach_partition
@@ -322,7 +326,7 @@ def test_worker_dying_mid_promotion_is_finished_by_the_reaper_without_duplicates
 
     monkeypatch.setattr(logstore, "attach_partition", attach_then_die)
     with pytest.raises(SimulatedCrash):
-        promote.roll_forward(job)
+        promote.roll_forward(job, claim)
     monkeypatch.setattr(logstore, "attach_partition", attach)
     locks.release_fractal_lock(str(target.id), job.lock_token)  # as its TTL would
 

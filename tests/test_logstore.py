@@ -50,11 +50,27 @@ def test_count_window_and_delete_are_scoped_to_one_fractal(make_fractal):
     logstore.insert_rows(str(other.id), [_row(base + timedelta(days=d), f"o{d}", "y") for d in range(10)])
 
     assert logstore.count_rows(str(mine.id), start=base + timedelta(days=5)) == 5
-    logstore.delete_rows(str(mine.id), older_than=base + timedelta(days=7))
+    logstore.record_fence(str(mine.id), 7)
+    logstore.delete_window(str(mine.id), 7, base, base + timedelta(days=7), ingested_before=base + timedelta(days=99))
     assert logstore.count_rows(str(mine.id)) == 3
-    logstore.delete_rows(str(mine.id))
+    logstore.delete_rows(str(mine.id), 7)
     assert logstore.count_rows(str(mine.id)) == 0
     assert logstore.count_rows(str(other.id)) == 10
+
+
+def test_a_delete_under_a_superseded_fence_deletes_nothing_and_the_current_owner_deletes(make_fractal):
+    fractal = make_fractal()
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    logstore.insert_rows(str(fractal.id), [_row(base + timedelta(hours=h), f"r{h}", "x") for h in range(24)])
+    logstore.record_fence(str(fractal.id), 5)
+    logstore.record_fence(str(fractal.id), 6)  # a takeover: 5 is stale from now on
+
+    logstore.delete_rows(str(fractal.id), 5)
+    logstore.delete_window(str(fractal.id), 5, base, base + timedelta(days=1), ingested_before=base + timedelta(days=9))
+    assert logstore.count_rows(str(fractal.id)) == 24
+    assert logstore.current_fence(str(fractal.id)) == 6
+    logstore.delete_rows(str(fractal.id), 6)
+    assert logstore.count_rows(str(fractal.id)) == 0
 
 
 def test_unreachable_server_raises_one_typed_error_naming_the_address(monkeypatch):

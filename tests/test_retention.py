@@ -106,7 +106,8 @@ def test_retention_never_deletes_rows_ingested_during_the_run(make_fractal):
         str(fractal.id), rows_at([9], "archived", ingest=old) + rows_at([9.1], "arriving", ingest=fresh)
     )
     start, end = (NOW - timedelta(days=10)), (NOW - timedelta(days=8))
-    logstore.delete_window(str(fractal.id), start, end, ingested_before=fresh - timedelta(minutes=10))
+    logstore.record_fence(str(fractal.id), 1)
+    logstore.delete_window(str(fractal.id), 1, start, end, ingested_before=fresh - timedelta(minutes=10))
     assert [row[2] for row in logstore.stream_rows(str(fractal.id))] == ["arriving-9.1"]
 
 

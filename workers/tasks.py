@@ -44,4 +44,7 @@ def scan_archive_schedules() -> list[str]:
 def enforce_retention() -> dict:
     from archives.services.retention import enforce_all
 
-    return {r.fractal: {"deleted_days": r.deleted_days, "kept_days": r.kept_days} for r in enforce_all()}
+    return {
+        r.fractal: {"deleted_days": r.deleted_days, "kept_days": r.kept_days, "held_days": r.held_days}
+        for r in enforce_all()
+    }

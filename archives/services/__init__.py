@@ -1,11 +1,11 @@
 """The logic of fractal archives: every surface (admin, CLI, tasks) calls these and nothing else."""
 
 from archives.services.create import request_archive, run_archive
-from archives.services.delete import delete_archive
+from archives.services.delete import delete_archive, prune_archives
 from archives.services.errors import ArchiveError, ArchiveInUse, NotAllowed, NotRestorable
 from archives.services.reaper import reap_stale_jobs
 from archives.services.restore import request_restore, run_restore
-from archives.services.schedule import prune_archives, scan_schedules
+from archives.services.schedule import scan_schedules
 
 __all__ = [
     "ArchiveError",

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.db import transaction
 
 from archives.models import Archive
-from archives.services.claims import claim_fractal, release_claim
+from archives.services.claims import Claim, ClaimLost, claim_fractal, release_claim, require
+from archives.services.delete import prune_archives
 from archives.services.errors import require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
-from strix import logstore
+from strix import failpoints, logstore
 from strix.crypto.container import ContainerWriter
 from strix.crypto.keys import Keyring
 from strix.fractals.models import Fractal
@@ -34,8 +35,8 @@ def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enq
     if user is not None:
         require_admin(user, fractal)
 
-    def create(token: str) -> Archive:
-        archive = Archive.objects.create(fractal=fractal, kind=kind, requested_by=user, lock_token=token)
+    def create(token: str, fence: int) -> Archive:
+        archive = Archive.objects.create(fractal=fractal, kind=kind, requested_by=user, lock_token=token, fence=fence)
         archive.file_name = archive_file_name(archive)
         archive.save(update_fields=["file_name"])
         return archive
@@ -54,25 +55,47 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
     if not start_job(Archive, archive_id, Archive.Status.ARCHIVING):
         return Archive.objects.get(pk=archive_id)
     archive = Archive.objects.select_related("fractal").get(pk=archive_id)
+    claim = Claim.of(archive)
     store = get_store("archives")
     try:
-        with Heartbeat(archive, archive.fractal_id, on_progress) as heartbeat:
-            result = _write_archive(archive, store, heartbeat)
-        finish_job(archive, Archive.Status.COMPLETED, size_bytes=store.size(archive.file_name), **result)
-        log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
-        from archives.services.schedule import prune_archives
-
-        prune_archives(archive.fractal)  # only once the new archive is safely stored
+        with Heartbeat(archive, claim, on_progress) as heartbeat:
+            result = _write_archive(archive, claim, store, heartbeat)
+        failpoints.reached("archive.after-publish")
+        size = store.size(archive.file_name)
+    except ClaimLost as e:
+        log.warning("archive %s of fractal %s stopped, writing nothing more: %s", archive.id, archive.fractal.name, e)
+        return archive
     except Exception as e:
         log.exception("archive %s of fractal %s failed", archive.id, archive.fractal.name)
-        store.discard_partial(archive.file_name)
-        finish_job(archive, Archive.Status.FAILED, error=f"{e.__class__.__name__}: {e}" if not str(e) else str(e))
-    finally:
-        release_claim(archive.fractal_id, archive.lock_token, archive=archive)
+        _fail(archive, claim, store, str(e) or e.__class__.__name__)
+        return archive
+    try:
+        finish_job(archive, claim, Archive.Status.COMPLETED, release=False, size_bytes=size, **result)
+    except ClaimLost as e:
+        # The file went up under this archive's own name, but the job had been taken over and failed:
+        # no record will point at the file, and no other job ever writes that name.
+        log.warning("archive %s was taken over after its upload (%s); removing its file", archive.id, e)
+        store.delete(archive.file_name)
+        return archive
+    log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
+    try:
+        prune_archives(archive.fractal, claim)  # only once the new archive is safely stored
+    except Exception as e:  # the archive itself is complete; pruning is retried after the next one
+        log.warning("pruning archives of %s after archive %s failed: %s", archive.fractal.name, archive.id, e)
+    release_claim(claim, archive.lock_token)
     return archive
 
 
-def _write_archive(archive: Archive, store, heartbeat: Heartbeat) -> dict:
+def _fail(archive: Archive, claim: Claim, store, error: str) -> None:
+    try:
+        require(claim)
+        store.discard_partial(archive.file_name)
+        finish_job(archive, claim, Archive.Status.FAILED, error=error)
+    except ClaimLost as lost:
+        log.warning("archive %s: %s; its outcome is the reaper's to record", archive.id, lost)
+
+
+def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) -> dict:
     fractal = archive.fractal
     fractal_id = str(fractal.id)
     since = fractal.retention_cutoff()  # only rows inside the retention window
@@ -102,6 +125,9 @@ def _write_archive(archive: Archive, store, heartbeat: Heartbeat) -> dict:
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
             trailer = writer.close()
+        heartbeat.check()
+        require(claim)  # the file is published only by the job's owner
+        failpoints.reached("archive.before-publish")
     heartbeat.progress(trailer.rows)
     return {
         "row_count": trailer.rows,

@@ -1,16 +1,25 @@
-"""Deleting an archive: its stored file and its record."""
+"""Deleting an archive (its stored file and its record), by a user or by ``max_archives`` pruning."""
+
+from __future__ import annotations
+
+import logging
 
 from django.db import transaction
 
 from archives.models import Archive, RestoreJob
+from archives.services.claims import Claim, require
 from archives.services.errors import ArchiveInUse, require_admin
+from strix.fractals.models import Fractal
 from strix.storage import get_store
 
+log = logging.getLogger(__name__)
 
-def delete_archive(user, archive: Archive) -> None:
+
+def delete_archive(user, archive: Archive, claim: Claim | None = None) -> None:
     """Remove the file, then the record; refused while the archive is being made or read.
 
-    ``user=None`` is the system itself (pruning by ``max_archives``).
+    ``user=None`` is the system itself (pruning by ``max_archives``), which deletes only while its
+    ``claim`` still holds the fractal.
     """
     if user is not None:
         require_admin(user, archive.fractal)
@@ -20,6 +29,28 @@ def delete_archive(user, archive: Archive) -> None:
             raise ArchiveInUse(f"archive {archive.id} is still {archive.status}; wait for it to finish.")
         if RestoreJob.objects.filter(archive=archive, status__in=RestoreJob.ACTIVE).exists():
             raise ArchiveInUse(f"a restore is reading archive {archive.id}; delete it after the restore has finished.")
+        if claim is not None:
+            require(claim)
         if archive.file_name:
             get_store("archives").delete(archive.file_name)
         archive.delete()
+
+
+def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
+    """Delete the oldest completed archives (manual and scheduled alike) beyond ``max_archives``.
+
+    Run by an archive's worker after its archive completed, while it still holds the fractal.
+    """
+    if not fractal.max_archives:
+        return []
+    completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
+    deleted = []
+    for archive in completed[fractal.max_archives :]:
+        try:
+            delete_archive(None, archive, claim)
+            deleted.append(str(archive.id))
+        except ArchiveInUse as e:  # a restore is reading it: the next archive's pruning gets it
+            log.info("kept archive %s beyond max_archives of %s: %s", archive.id, fractal.name, e)
+    if deleted:
+        log.info("pruned %d archives of %s (max_archives=%d)", len(deleted), fractal.name, fractal.max_archives)
+    return deleted

@@ -1,4 +1,8 @@
-"""Running a job: the pending→running transition, heartbeat, progress, and the final state."""
+"""Running a job: the pending→running transition, heartbeat, progress, stall, and the final state.
+
+Every write to a job's record goes through ``claims.write_job``: a worker whose job was taken over
+changes nothing, however late it wakes up.
+"""
 
 from __future__ import annotations
 
@@ -6,59 +10,85 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import close_old_connections, connection
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from archives.services.claims import Claim, ClaimLost, release_claim, write_job
+from strix import logstore
 from workers import locks
 
 ProgressCallback = Callable[[int, int | None], None]
 
 
 def start_job(model, job_id, running_status) -> bool:
-    """Move a pending job to running; False if it is not pending (already run, reaped or redelivered)."""
+    """Move a pending job to running; False if it is not pending (already run, reaped or redelivered).
+
+    The job's fence is recorded in ClickHouse first: from then on, no earlier owner's DELETE can match.
+    """
+    job = model.objects.filter(pk=job_id, status=model.Status.PENDING).first()
+    if job is None:
+        return False
+    logstore.record_fence(str(Claim.of(job).fractal_id), job.fence)
+    now = timezone.now()
     return bool(
-        model.objects.filter(pk=job_id, status=model.Status.PENDING).update(
-            status=running_status, started_at=timezone.now(), heartbeat_at=timezone.now()
+        model.objects.filter(pk=job_id, status=model.Status.PENDING, fence=job.fence).update(
+            status=running_status, started_at=now, heartbeat_at=now, progress_at=now
         )
     )
 
 
-def finish_job(job, status, error: str = "", **fields) -> None:
-    """Record how a job ended; only these fields are written (the heartbeat owns the progress ones)."""
-    fields.update(status=status, error=error[:5000], finished_at=timezone.now())
-    for name, value in fields.items():
-        setattr(job, name, value)
-    job.save(update_fields=list(fields))
+def finish_job(job, claim: Claim, status, error: str = "", release: bool = True, **fields) -> None:
+    """Record how a job ended and (unless ``release=False``) free its fractal, in one transaction.
+
+    Raises ClaimLost, having written nothing, if the job was taken over.
+    """
+    with transaction.atomic():
+        write_job(job, claim, status=status, error=error[:5000], finished_at=timezone.now(), **fields)
+        if release:
+            release_claim(claim)
+    if release:
+        locks.release_fractal_lock(claim.fractal_id, job.lock_token)
+
+
+def stall_seconds() -> float:
+    return float(settings.STRIX_JOB_STALL_SECONDS)
 
 
 class Heartbeat:
-    """Keeps the fractal's lock alive and the record's heartbeat and progress fresh, from a thread.
+    """Keeps the job's record (heartbeat, progress) and the fractal's lock fresh, from a thread.
 
-    The job's own thread calls :meth:`progress` as it goes and :meth:`check`, which raises if the
-    lock was lost, so that a job never runs on without its claim.
+    Each beat first writes the record under the job's fence; a beat that finds the job taken over
+    stops renewing the lock at once. The job's own thread calls :meth:`progress` as it goes and
+    :meth:`check`, which raises :class:`ClaimLost` (or LockLost) once the claim is gone.
     """
 
-    def __init__(self, job, fractal_id, on_progress: ProgressCallback | None = None):
+    def __init__(self, job, claim: Claim, on_progress: ProgressCallback | None = None):
         self.job = job
-        self.fractal_id = str(fractal_id)
+        self.claim = claim
         self.on_progress = on_progress
         self.interval = max(min(locks.lock_ttl() / 4, 10.0), 0.2)
         self.done = 0
         self.expected: int | None = None
         self.lost: Exception | None = None
+        self._beaten_done = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.pk}", daemon=True)
         self._last_report = 0.0
 
     def __enter__(self):
-        locks.renew_fractal_lock(self.fractal_id, self.job.lock_token)  # the worker's TTL from now on
+        locks.renew_fractal_lock(self.claim.fractal_id, self.job.lock_token)  # the worker's TTL from now on
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self._beat()
+        if self.lost is None:
+            try:
+                self._beat()
+            except ClaimLost as e:
+                self.lost = e
 
     def progress(self, done: int, expected: int | None = None) -> None:
         self.done = done
@@ -74,21 +104,27 @@ class Heartbeat:
             raise self.lost
 
     def _beat(self) -> None:
-        type(self.job).objects.filter(pk=self.job.pk).update(
-            heartbeat_at=timezone.now(), progress_rows=self.done, expected_rows=self.expected
-        )
+        now = timezone.now()
+        fields = {"heartbeat_at": now, "progress_rows": self.done, "expected_rows": self.expected}
+        if self.done != self._beaten_done:
+            fields["progress_at"] = now
+        write_job(self.job, self.claim, **fields)
+        self._beaten_done = self.done
 
     def _run(self) -> None:
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    locks.renew_fractal_lock(self.fractal_id, self.job.lock_token)
+                    self._beat()
+                except ClaimLost as e:
+                    self.lost = e
+                    return
+                except Exception:  # a database hiccup must not stop the lock renewals
+                    close_old_connections()
+                try:
+                    locks.renew_fractal_lock(self.claim.fractal_id, self.job.lock_token)
                 except locks.LockLost as e:
                     self.lost = e
                     return
-                try:
-                    self._beat()
-                except Exception:  # a database hiccup must not stop the lock renewals
-                    close_old_connections()
         finally:
             connection.close()

@@ -4,13 +4,23 @@ Once the staged rows are verified, :func:`commit` records the plan in PostgreSQL
 point. From then on the restore is finished, never abandoned: by the worker, or by the reaper if the
 worker died. Each step is recorded before and after it runs, so :func:`roll_forward` can be run again
 from any point without deleting twice or attaching a partition twice.
+
+Only the owner of the job's claim promotes (claims.py). Each step's record is written under its fence
+before the step runs, and each ClickHouse statement is itself safe against an owner that paused past
+its check: the clear is a fenced DELETE (strix.logstore.fences), and an attach names the staging table
+by its owner's fence — a takeover renames the table (:func:`adopt_staging_table`), so an attach sent
+by the previous owner finds no table.
 """
 
 from __future__ import annotations
 
-from archives.models import RestoreJob
-from strix import logstore
+from django.utils import timezone
 
+from archives.models import RestoreJob
+from archives.services.claims import Claim, require, write_job
+from strix import failpoints, logstore
+
+STAGING_PREFIX = "restore_staging_"
 CLEARING, ATTACHING, DONE = "clearing", "attaching", "done"
 PENDING, ATTACHING_PART, ATTACHED = "pending", "attaching", "attached"
 
@@ -23,43 +33,65 @@ def is_committed(job: RestoreJob) -> bool:
     return job.promotion.get("phase") in (CLEARING, ATTACHING)
 
 
-def commit(job: RestoreJob) -> None:
+def commit(job: RestoreJob, claim: Claim) -> None:
     partitions = logstore.staged_partitions(job.staging_table)
-    job.promotion = {
+    promotion = {
         "phase": CLEARING,
         "partitions": {str(p): {"staged": n, "state": PENDING} for p, n in partitions.items()},
     }
-    job.save(update_fields=["promotion"])
+    write_job(job, claim, promotion=promotion)
 
 
-def _save(job: RestoreJob) -> None:
-    job.save(update_fields=["promotion"])
+def _save(job: RestoreJob, claim: Claim) -> None:
+    write_job(job, claim, promotion=job.promotion, progress_at=timezone.now())  # each step is progress
 
 
-def roll_forward(job: RestoreJob) -> int:
+def roll_forward(job: RestoreJob, claim: Claim) -> int:
     """Clear the target (replace mode) and attach every staged partition; returns the rows promoted."""
     state, target = job.promotion, str(job.target_id)
     if state["phase"] == CLEARING:
         # Nothing is attached yet, so deleting again after an interruption is harmless.
         if job.clear_existing and logstore.count_rows(target):
-            logstore.delete_rows(target)
+            require(claim)
+            failpoints.reached("restore.before-clear")
+            logstore.delete_rows(target, claim.fence)
         state["phase"] = ATTACHING
-        _save(job)
+        _save(job, claim)
     for partition, step in state["partitions"].items():
         if step["state"] == ATTACHED:
             continue
         if step["state"] == ATTACHING_PART and _already_attached(job, target, partition, step):
             step["state"] = ATTACHED
-            _save(job)
+            _save(job, claim)
             continue
         step.update(state=ATTACHING_PART, before=logstore.fractal_partition_rows(target, int(partition)))
-        _save(job)
+        _save(job, claim)
+        failpoints.reached("restore.before-attach")
         logstore.attach_partition(job.staging_table, int(partition))
+        failpoints.reached("restore.after-attach")
         step["state"] = ATTACHED
-        _save(job)
+        _save(job, claim)
     state["phase"] = DONE
-    _save(job)
+    _save(job, claim)
     return sum(step["staged"] for step in state["partitions"].values())
+
+
+def staging_table_name(job: RestoreJob) -> str:
+    """Unique to the job and to the fence of its owner: a takeover renames the table."""
+    return f"{STAGING_PREFIX}{job.id.hex}_{job.fence}"
+
+
+def adopt_staging_table(job: RestoreJob) -> None:
+    """Give the job's staging table its current owner's name (``job.staging_table``), atomically.
+
+    Idempotent: after a reaper that died half-way, the table may carry any earlier owner's name.
+    """
+    tables = set(logstore.tables_with_prefix(f"{STAGING_PREFIX}{job.id.hex}_"))
+    if job.staging_table in tables:
+        return
+    if len(tables) != 1:
+        raise PromotionUnclear(f"restore {job.id} has {len(tables)} staging tables ({', '.join(sorted(tables))}).")
+    logstore.rename_table(tables.pop(), job.staging_table)
 
 
 def _already_attached(job, target: str, partition: str, step: dict) -> bool:

@@ -1,95 +1,144 @@
-"""Finding jobs whose worker died, failing them, and cleaning what they left."""
+"""Finding jobs whose worker died or stalled, taking them over, and cleaning what they left.
+
+The reaper runs every five minutes (celery-beat). A job is stale when its worker's lock lapsed and its
+heartbeat is old (the worker died or is paused), or when its progress has not moved for
+``STRIX_JOB_STALL_SECONDS`` (alive but stuck). The reaper then takes the job over with a new fence
+(claims.py), so that nothing its old worker does from then on is written anywhere, and ends it: an
+archive or an unverified restore fails, a verified restore is finished. Every ClickHouse statement of
+a pass is bounded: a blocked one is left for the next pass, and the pass moves on.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from archives.models import Archive, FractalOperation, RestoreJob
 from archives.services import promote
-from archives.services.claims import PENDING_LOCK_TTL, release_claim
-from archives.services.jobs import finish_job
+from archives.services.claims import (
+    PENDING_LOCK_TTL,
+    Claim,
+    release_claim,
+    take_over,
+    take_over_claim,
+    write_job,
+)
+from archives.services.jobs import finish_job, stall_seconds
 from strix import logstore
-from strix.storage import get_store
+from strix.storage import StorageError, get_store
 from workers import locks
 
 log = logging.getLogger(__name__)
 
 WORKER_STOPPED = "worker stopped: the job lost its heartbeat and lock; nothing it wrote was kept"
+# No statement of a reaper pass waits longer than this; what did not finish is retried next pass.
+STATEMENT_BOUND_SECONDS = 10.0
 
 
-def _is_dead(job, now) -> bool:
-    if locks.fractal_lock_held(str(_fractal_id(job)), job.lock_token):
-        return False  # a live worker (or the queue wait) still holds the lock
+def _why_stale(job, now) -> str | None:
+    """The reason to take ``job`` over, or None while its worker is alive and making progress."""
+    if locks.fractal_lock_held(Claim.of(job).fractal_id, job.lock_token):
+        stall = stall_seconds()
+        if job.status in (Archive.Status.ARCHIVING, RestoreJob.Status.RESTORING) and job.progress_at:
+            if job.progress_at < now - timedelta(seconds=stall):
+                return f"stalled: no progress for {stall:.0f}s (STRIX_JOB_STALL_SECONDS); the job was stopped"
+        return None
     if job.status in (Archive.Status.PENDING, RestoreJob.Status.PENDING):
-        return job.created_at < now - timedelta(seconds=PENDING_LOCK_TTL)
+        return WORKER_STOPPED if job.created_at < now - timedelta(seconds=PENDING_LOCK_TTL) else None
     last_sign = job.heartbeat_at or job.started_at or job.created_at
-    return last_sign < now - timedelta(seconds=2 * locks.lock_ttl())
-
-
-def _fractal_id(job):
-    return job.fractal_id if isinstance(job, Archive) else job.target_id
+    return WORKER_STOPPED if last_sign < now - timedelta(seconds=2 * locks.lock_ttl()) else None
 
 
 def reap_stale_jobs(now=None) -> list[str]:
-    """Fail active jobs whose worker is gone; returns the ids reaped."""
+    """Take over and end the active jobs whose worker is gone or stuck; returns the ids reaped."""
     now = now or timezone.now()
     reaped = []
-    for archive in Archive.objects.filter(status__in=Archive.ACTIVE):
-        if _is_dead(archive, now):
-            get_store("archives").discard_partial(archive.file_name)
-            finish_job(archive, Archive.Status.FAILED, error=WORKER_STOPPED)
-            release_claim(archive.fractal_id, archive.lock_token, archive=archive)
-            reaped.append(str(archive.id))
-    for job in RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE):
-        if _is_dead(job, now):
-            _reap_restore(job)
-            reaped.append(str(job.id))
-    _release_abandoned_maintenance_claims()
-    _drop_orphan_staging_tables()
-    for job_id in reaped:
-        log.warning("reaped job %s: %s", job_id, WORKER_STOPPED)
+    with logstore.bounded(STATEMENT_BOUND_SECONDS):
+        archives = Archive.objects.filter(status__in=Archive.ACTIVE)
+        for job in [*archives, *RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE)]:
+            reason = _why_stale(job, now)
+            if reason is None:
+                continue
+            try:
+                if _reap(job, reason):
+                    reaped.append(str(job.id))
+                    log.warning("reaped %s %s: %s", type(job).__name__, job.id, reason)
+            except (logstore.LogStoreError, StorageError) as e:
+                log.warning("reaper: %s %s not finished (%s); retrying on the next pass", type(job).__name__, job.id, e)
+        for step in (_release_abandoned_claims, _drop_orphan_staging_tables):
+            try:
+                step()
+            except (logstore.LogStoreError, StorageError) as e:
+                log.warning("reaper: %s not finished (%s); retrying on the next pass", step.__name__, e)
     return reaped
 
 
-def _reap_restore(job: RestoreJob) -> None:
-    """Before the commit point: drop the staged rows, the target was never touched. After it: finish."""
-    if not promote.is_committed(job):
-        if job.staging_table:
-            logstore.drop_table(job.staging_table)
-        finish_job(job, RestoreJob.Status.FAILED, error=WORKER_STOPPED)
+def _reap(job, reason: str) -> bool:
+    claim = take_over(job)
+    if claim is None:
+        return False  # it ended or was taken over meanwhile
+    if isinstance(job, Archive):
+        store = get_store("archives")
+        store.discard_partial(job.file_name)
+        store.delete(job.file_name)  # an unfinished archive's file, should its upload have completed
+        finish_job(job, claim, Archive.Status.FAILED, error=reason)
+    elif not promote.is_committed(job):
+        finish_job(job, claim, RestoreJob.Status.FAILED, error=reason)
+        _drop_quietly(job.staging_table)  # the old worker's; if blocked, the orphan sweep retries
     else:
-        try:
-            rows = promote.roll_forward(job)
-        except Exception as e:  # the staging table stays: it holds the only verified copy in ClickHouse
-            finish_job(job, RestoreJob.Status.FAILED, error=f"worker stopped while promoting rows; {e}")
-        else:
-            logstore.drop_table(job.staging_table)
-            finish_job(
-                job, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows,
-                error="the worker stopped after the rows were verified; the reaper finished the restore",
-            )  # fmt: skip
-    release_claim(job.target_id, job.lock_token, restore=job)
+        _finish_promotion(job, claim)
+    return True
 
 
-def _release_abandoned_maintenance_claims() -> None:
-    """A retention run whose worker died leaves its claim row; once its lock has lapsed, free the fractal."""
-    for claim in FractalOperation.objects.filter(archive=None, restore=None):
-        if not locks.fractal_lock_held(str(claim.fractal_id)):
-            claim.delete()
-            log.warning("released the retention claim on fractal %s left by a stopped worker", claim.fractal_id)
+def _finish_promotion(job: RestoreJob, claim: Claim) -> None:
+    """After the commit point a restore is finished, not abandoned: promote under the new fence."""
+    write_job(job, claim, staging_table=promote.staging_table_name(job))
+    promote.adopt_staging_table(job)
+    try:
+        rows = promote.roll_forward(job, claim)
+    except promote.PromotionUnclear as e:  # the staging table stays: it holds the only verified copy
+        finish_job(job, claim, RestoreJob.Status.FAILED, error=f"worker stopped while promoting rows; {e}")
+        return
+    logstore.drop_table(job.staging_table)
+    finish_job(
+        job, claim, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows,
+        hold_until=timezone.now() + timedelta(days=settings.STRIX_RESTORE_HOLD_DAYS),
+        error="the worker stopped after the rows were verified; the reaper finished the restore",
+    )  # fmt: skip
+
+
+def _drop_quietly(table: str) -> None:
+    try:
+        logstore.drop_table(table)
+    except logstore.LogStoreError as e:
+        log.warning("reaper: staging table %s not dropped yet (%s); the next pass retries", table, e)
+
+
+def _release_abandoned_claims() -> None:
+    """Claims whose lock lapsed with no job running: a retention run whose worker died, or a job whose
+    worker died between recording its end and freeing the fractal."""
+    active = FractalOperation.objects.filter(archive__status__in=Archive.ACTIVE) | FractalOperation.objects.filter(
+        restore__status__in=RestoreJob.ACTIVE
+    )
+    for row in FractalOperation.objects.exclude(pk__in=active.values("pk")):
+        if locks.fractal_lock_held(str(row.fractal_id)):
+            continue
+        # A new fence first, recorded in ClickHouse: a retention worker that wakes up deletes nothing.
+        claim = take_over_claim(Claim(str(row.fractal_id), row.fence))
+        if claim is not None:
+            release_claim(claim)
+            log.warning("released the claim on fractal %s left by a stopped worker", row.fractal_id)
 
 
 def _drop_orphan_staging_tables() -> None:
-    """Staging tables whose restore is no longer running (e.g. a job record deleted meanwhile)."""
-    from archives.services.restore import STAGING_PREFIX
-
+    """Staging tables no running or committed restore owns (a stopped worker's, a deleted job's)."""
     keep = RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE) | RestoreJob.objects.filter(
         promotion__phase__in=[promote.CLEARING, promote.ATTACHING]
     )
-    active = set(keep.values_list("staging_table", flat=True))
-    for table in logstore.tables_with_prefix(STAGING_PREFIX):
-        if table not in active:
-            logstore.drop_table(table)
+    owned = set(keep.values_list("staging_table", flat=True))
+    for table in logstore.tables_with_prefix(promote.STAGING_PREFIX):
+        if table not in owned:
+            _drop_quietly(table)

@@ -1,21 +1,26 @@
 """Restoring an archive into a fractal without ever losing data.
 
-Rows go into a staging table first (:func:`stage`). Only when the whole archive has authenticated and
-the staged row count equals the trailer's is the promotion committed (promote.py): the target is
-cleared (when asked) and the staged partitions attached, steps that are finished even if the worker
-dies. A bad archive leaves the target exactly as it was; the staging table is dropped at the end
-(kept only when promote.py cannot tell what reached the target, for an operator to look at).
+Rows go into a staging table first (:func:`stage`), but only from a file that proves to be the
+record's (kind, archive id, fractal id in its authenticated header). Only when the whole archive has
+authenticated and the staged row count equals the trailer's and the record's is the promotion
+committed (promote.py): the target is cleared (when asked) and the staged partitions attached, steps
+that are finished even if the worker dies. A bad archive leaves the target exactly as it was; the
+staging table is dropped at the end (kept only when promote.py cannot tell what reached the target,
+for an operator to look at). A worker whose job was taken over writes nothing (claims.py).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from archives.models import Archive, RestoreJob
 from archives.services import promote
-from archives.services.claims import claim_fractal, release_claim
+from archives.services.claims import Claim, ClaimLost, claim_fractal, require, write_job
 from archives.services.errors import NotRestorable, require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from strix import logstore
@@ -28,15 +33,9 @@ from workers import locks
 
 log = logging.getLogger(__name__)
 
-STAGING_PREFIX = "restore_staging_"
-
 
 class RestoreMismatch(Exception):
-    pass
-
-
-def staging_table_name(job: RestoreJob) -> str:
-    return f"{STAGING_PREFIX}{job.id.hex}"
+    """The stored file is not the one the record describes, or holds other rows than it promised."""
 
 
 def request_restore(
@@ -53,16 +52,19 @@ def request_restore(
     if archive.status != Archive.Status.COMPLETED:
         raise NotRestorable(f"archive {archive.id} is {archive.status}; only completed archives can be restored.")
 
-    def create(token: str) -> RestoreJob:
+    def create(token: str, fence: int) -> RestoreJob:
         job = RestoreJob.objects.create(
             archive=archive,
             target=target,
             clear_existing=clear_existing,
             requested_by=user,
             lock_token=token,
+            fence=fence,
             expected_rows=archive.row_count,
+            hold_start=archive.time_start,
+            hold_end=archive.time_end,
         )
-        job.staging_table = staging_table_name(job)
+        job.staging_table = promote.staging_table_name(job)
         job.save(update_fields=["staging_table"])
         return job
 
@@ -78,71 +80,98 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
     if not start_job(RestoreJob, job_id, RestoreJob.Status.RESTORING):
         return RestoreJob.objects.get(pk=job_id)
     job = RestoreJob.objects.select_related("archive", "target").get(pk=job_id)
+    claim = Claim.of(job)
     keep_staging = False
     try:
         if job.archive is None:
             raise NotRestorable("the archive was deleted before the restore started.")
-        with Heartbeat(job, job.target_id, on_progress) as heartbeat:
-            stage(job, heartbeat)
-            promote.commit(job)  # verified: from here on the restore is finished, not abandoned
-            rows = promote.roll_forward(job)
-        finish_job(job, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows)
+        with Heartbeat(job, claim, on_progress) as heartbeat:
+            stage(job, claim, heartbeat)
+            heartbeat.check()
+            promote.commit(job, claim)  # verified: from here on the restore is finished, not abandoned
+            rows = promote.roll_forward(job, claim)
+            require(claim)
+            logstore.drop_table(job.staging_table)
+        finish_job(
+            job, claim, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows,
+            hold_until=timezone.now() + timedelta(days=settings.STRIX_RESTORE_HOLD_DAYS),
+        )  # fmt: skip
         log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
+        return job
+    except ClaimLost as e:
+        log.warning("restore %s into %s stopped, writing nothing more: %s", job.id, job.target.name, e)
+        return job
     except Exception as e:
         if promote.is_committed(job) and not isinstance(e, promote.PromotionUnclear):
-            _leave_to_reaper(job, e)
+            _leave_to_reaper(job, claim, e)
             return job
         keep_staging = isinstance(e, promote.PromotionUnclear)
         log.warning("restore %s into %s failed: %s", job.id, job.target.name, e)
-        finish_job(job, RestoreJob.Status.FAILED, error=str(e) or e.__class__.__name__)
+        error = str(e) or e.__class__.__name__
     try:
+        require(claim)  # a taken-over job's staging table and record belong to the reaper now
         if not keep_staging:
             logstore.drop_table(job.staging_table)
-    finally:
-        release_claim(job.target_id, job.lock_token, restore=job)
+        finish_job(job, claim, RestoreJob.Status.FAILED, error=error)
+    except ClaimLost as lost:
+        log.warning("restore %s: %s; its outcome is the reaper's to record", job.id, lost)
     return job
 
 
-def _leave_to_reaper(job: RestoreJob, error: Exception) -> None:
+def _leave_to_reaper(job: RestoreJob, claim: Claim, error: Exception) -> None:
     """After the commit point a failure (ClickHouse away…) must not abandon verified rows: the job stays
     active with its staging table and database claim, and the reaper retries the promotion."""
     log.warning("restore %s: promotion interrupted (%s); the reaper will finish it", job.id, error)
-    RestoreJob.objects.filter(pk=job.pk).update(error=f"promotion interrupted ({error}); it will be retried")
-    locks.release_fractal_lock(str(job.target_id), job.lock_token)  # so the reaper need not wait for the TTL
+    try:
+        write_job(job, claim, error=f"promotion interrupted ({error}); it will be retried")
+    except ClaimLost:
+        return
+    locks.release_fractal_lock(claim.fractal_id, job.lock_token)  # so the reaper need not wait for the TTL
 
 
-def stage(job: RestoreJob, heartbeat: Heartbeat) -> int:
+def _check_header(job: RestoreJob, header) -> None:
+    archive = job.archive
+    found = {
+        "kind": header.kind,
+        "archive id": header.metadata.get("archive_id"),
+        "fractal id": header.metadata.get("fractal_id"),
+    }
+    expected = {"kind": "archive", "archive id": str(archive.id), "fractal id": str(archive.fractal_id)}
+    for what, value in found.items():
+        if value != expected[what]:
+            raise RestoreMismatch(
+                f"the stored file {archive.file_name} is not this archive's: its {what} is {value or 'missing'}, "
+                f"the record's is {expected[what]}; nothing was restored."
+            )
+
+
+def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
     """Stream the archive into the staging table and verify it; the target is not touched."""
     archive = job.archive
     heartbeat.progress(0, archive.row_count)
-    logstore.create_staging_table(job.staging_table, str(job.target_id))
     with get_store("archives").open_read(archive.file_name) as source:
         reader = ContainerReader(source, Keyring.from_settings())
-        failure: list[BaseException] = []
+        _check_header(job, reader.header)
+        require(claim)
+        logstore.create_staging_table(job.staging_table, str(job.target_id))
 
         def records():
             rows = 0
-            try:
-                for block in reader:
-                    rows += block.count(b"\n")
-                    heartbeat.progress(rows)
-                    heartbeat.check()
-                    yield block
-            except BaseException as e:  # keep the archive's own error; the HTTP client would wrap it
-                failure.append(e)
-                raise
+            for block in reader:
+                rows += block.count(b"\n")
+                heartbeat.progress(rows)
+                heartbeat.check()
+                yield block
 
-        try:
-            logstore.insert_records(job.staging_table, records())
-        except Exception:
-            if failure:
-                raise failure[0] from None
-            raise
-        if failure:
-            raise failure[0]
+        logstore.insert_records(job.staging_table, records())
     trailer = reader.trailer
     if trailer is None:
         raise ContainerError("the archive was not read to its end; nothing was restored.")
+    if trailer.rows != archive.row_count:
+        raise RestoreMismatch(
+            f"the stored file holds {trailer.rows} rows but the record of archive {archive.id} says "
+            f"{archive.row_count}; nothing was restored."
+        )
     staged = logstore.count_table(job.staging_table)
     if staged != trailer.rows:
         raise RestoreMismatch(

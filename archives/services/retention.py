@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from archives.models import Archive
-from archives.services.claims import maintenance_claim
+from archives.models import Archive, RestoreJob
+from archives.services.claims import maintenance_claim, require
 from archives.services.errors import FractalBusy
 from strix import logstore
 from strix.fractals.models import Fractal
@@ -30,6 +30,7 @@ class RetentionResult:
     fractal: str
     deleted_days: list[str] = field(default_factory=list)
     kept_days: list[str] = field(default_factory=list)  # older than the cutoff, but not (fully) archived
+    held_days: list[str] = field(default_factory=list)  # older than the cutoff, but restored and held
 
 
 def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
@@ -42,6 +43,18 @@ def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
     return recorded
 
 
+def _restore_holds(fractal: Fractal, now: datetime) -> list[tuple[datetime, datetime]]:
+    """Time ranges restored into ``fractal`` whose hold has not expired (STRIX_RESTORE_HOLD_DAYS)."""
+    holds = RestoreJob.objects.filter(
+        target=fractal, status=RestoreJob.Status.COMPLETED, hold_until__gt=now, hold_start__isnull=False
+    )
+    return list(holds.values_list("hold_start", "hold_end"))
+
+
+def _is_held(holds: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
+    return any(held_start < end and held_end >= start for held_start, held_end in holds)
+
+
 def enforce_retention(fractal: Fractal, now: datetime | None = None) -> RetentionResult:
     """Delete the archived whole days older than the fractal's retention window."""
     result = RetentionResult(fractal.name)
@@ -52,14 +65,18 @@ def enforce_retention(fractal: Fractal, now: datetime | None = None) -> Retentio
     ingested_before = timezone.now() - INGEST_MARGIN
     if cutoff is None:
         return result
-    with maintenance_claim(fractal):
+    with maintenance_claim(fractal) as claim:
         archived = _archived_checksums(fractal)
+        holds = _restore_holds(fractal, now)
         fractal_id = str(fractal.id)
         deletable: list[tuple[datetime, datetime]] = []
         for window_start, window_end in logstore.day_windows(fractal_id):
             if window_end > cutoff:
                 break  # only whole days entirely older than the cutoff
             day = window_start.date().isoformat()
+            if _is_held(holds, window_start, window_end):
+                result.held_days.append(day)
+                continue
             current = logstore.window_checksum(fractal_id, window_start, window_end)
             if current[0] == 0:
                 continue  # nothing that day
@@ -70,7 +87,8 @@ def enforce_retention(fractal: Fractal, now: datetime | None = None) -> Retentio
                 result.kept_days.append(day)
         # One mutation per run of consecutive days: each mutation rewrites the parts it touches.
         for start, end in _runs(deletable):
-            logstore.delete_window(fractal_id, start, end, ingested_before)
+            require(claim)
+            logstore.delete_window(fractal_id, claim.fence, start, end, ingested_before)
     if result.kept_days:
         log.warning(
             "retention kept %d day(s) of %s older than %d days because no archive holds them: %s",

@@ -1,4 +1,4 @@
-"""Scheduled archives (daily, weekly, monthly per fractal) and keeping at most ``max_archives``.
+"""Scheduled archives (daily, weekly, monthly per fractal).
 
 A period is a calendar period in UTC: a day, an ISO week (from Monday), a month. A fractal is due when
 no scheduled archive of the current period is completed or under way; a failed one is retried after
@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from archives.models import Archive
 from archives.services.create import request_archive
-from archives.services.delete import delete_archive
-from archives.services.errors import ArchiveInUse, FractalBusy
+from archives.services.errors import FractalBusy
 from strix.fractals.models import ArchiveSchedule, Fractal
 
 log = logging.getLogger(__name__)
@@ -57,20 +56,3 @@ def scan_schedules(now: datetime | None = None) -> list[Archive]:
         except FractalBusy:
             log.info("scheduled archive of %s postponed: the fractal is busy", fractal.name)
     return started
-
-
-def prune_archives(fractal: Fractal) -> list[str]:
-    """Delete the oldest completed archives (manual and scheduled alike) beyond ``max_archives``."""
-    if not fractal.max_archives:
-        return []
-    completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
-    deleted = []
-    for archive in completed[fractal.max_archives :]:
-        try:
-            delete_archive(None, archive)
-            deleted.append(str(archive.id))
-        except ArchiveInUse as e:  # a restore is reading it: the next archive's pruning gets it
-            log.info("kept archive %s beyond max_archives of %s: %s", archive.id, fractal.name, e)
-    if deleted:
-        log.info("pruned %d archives of %s (max_archives=%d)", len(deleted), fractal.name, fractal.max_archives)
-    return deleted

@@ -7,22 +7,24 @@ archives go through ClickHouse's HTTP interface (``http``), where the server for
 The differences between ClickHouse releases live in :func:`timestamp_type` and nowhere else.
 """
 
-from strix.logstore.http import insert_records, stream_records
+from strix.logstore.fences import current_fence, delete_rows, delete_window, record_fence
+from strix.logstore.http import stream_records
+from strix.logstore.inserts import RecordRejected, insert_records
 from strix.logstore.native import (
     LOG_COLUMNS,
     LOGS_TABLE,
     RECORD_COLUMNS,
     LogStoreError,
     LogStoreQueryError,
+    LogStoreTimeout,
     LogStoreUnavailable,
     attach_partition,
+    bounded,
     count_rows,
     count_table,
     create_staging_table,
     database,
     day_windows,
-    delete_rows,
-    delete_window,
     drop_database,
     drop_table,
     ensure_schema,
@@ -34,6 +36,7 @@ from strix.logstore.native import (
     insert_rows,
     logs_table_ddl,
     ping,
+    rename_table,
     server_address,
     server_version,
     staged_partitions,
@@ -51,7 +54,13 @@ __all__ = [
     "RECORD_COLUMNS",
     "LogStoreError",
     "LogStoreQueryError",
+    "LogStoreTimeout",
     "LogStoreUnavailable",
+    "RecordRejected",
+    "bounded",
+    "current_fence",
+    "record_fence",
+    "rename_table",
     "count_rows",
     "count_table",
     "create_staging_table",

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import http.client
-import queue
 import socket
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -39,11 +37,13 @@ def _where() -> str:
 
 
 def _request(
-    method: str, query: str, body=None, **extra_settings
+    method: str, query: str, body=None, on_connect=None, timeout: float = 600, **extra_settings
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     cfg = settings.STRIX_CLICKHOUSE
     connection_class = http.client.HTTPSConnection if cfg["secure"] else http.client.HTTPConnection
-    connection = connection_class(cfg["host"], cfg["http_port"], timeout=600)
+    connection = connection_class(cfg["host"], cfg["http_port"], timeout=timeout)
+    if on_connect is not None:
+        on_connect(connection)
     params = urlencode({"query": query, "database": database(), **{k: str(v) for k, v in extra_settings.items()}})
     credentials = base64.b64encode(f"{cfg['user']}:{cfg['password']}".encode()).decode()
     headers = {"Authorization": f"Basic {credentials}"}
@@ -149,89 +149,3 @@ def _check_last_line(block: bytes) -> None:
     if block[start : start + 1] != b"{":
         message = block[start:].decode("utf-8", "replace").strip()
         raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")
-
-
-def _insert_one(table: str, blocks: Iterable[bytes]) -> None:
-    """Stream NDJSON archive records into ``table`` as one chunked HTTP INSERT."""
-    query = f"INSERT INTO {database()}.{table} ({', '.join(RECORD_COLUMNS)}) FORMAT JSONEachRow"
-    # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
-    connection, response = _request("POST", query, body=iter(blocks), date_time_input_format="best_effort")
-    try:
-        response.read()
-    finally:
-        connection.close()
-
-
-_END, _ABORT = object(), object()
-
-
-class _Aborted(Exception):
-    pass
-
-
-def _line_pieces(blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """Re-cut a byte stream into pieces that end on a line boundary (whole records)."""
-    carry = b""
-    for block in blocks:
-        data = carry + block if carry else block
-        cut = data.rfind(b"\n") + 1
-        carry = data[cut:]
-        if cut:
-            yield data[:cut]
-    if carry:
-        yield carry  # an unterminated last line: ClickHouse reports it as the error it is
-
-
-def insert_records(table: str, blocks: Iterable[bytes], streams: int = 2) -> None:
-    """Insert NDJSON records into ``table`` over ``streams`` concurrent HTTP INSERTs.
-
-    ClickHouse 18.16 parses one INSERT's JSON on one thread; whole records are dealt round-robin to
-    the streams so that the server parses on every core (row order does not matter in a MergeTree).
-    If ``blocks`` fails (a damaged archive), every INSERT is broken off and the error re-raised; what
-    was inserted stays in ``table``, which the caller drops.
-    """
-    if streams <= 1:
-        _insert_one(table, _line_pieces(blocks))
-        return
-    queues = [queue.Queue(maxsize=4) for _ in range(streams)]
-    errors: list[BaseException] = []
-    threads = [
-        threading.Thread(target=_insert_worker, args=(table, q, errors), name=f"logstore-insert-{i}", daemon=True)
-        for i, q in enumerate(queues)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        for index, piece in enumerate(_line_pieces(blocks)):
-            if errors:
-                raise errors[0]
-            queues[index % streams].put(piece)
-        for q in queues:
-            q.put(_END)
-    except BaseException:
-        for q in queues:
-            q.put(_ABORT)
-        for thread in threads:
-            thread.join()
-        raise
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
-def _insert_worker(table: str, q: queue.Queue, errors: list) -> None:
-    def body():
-        while (item := q.get()) is not _END:
-            if item is _ABORT:
-                raise _Aborted()
-            yield item
-
-    try:
-        _insert_one(table, body())
-    except _Aborted:
-        pass
-    except BaseException as e:
-        errors.append(e)
-        while q.get() not in (_END, _ABORT):  # keep the producer from blocking on this queue
-            pass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from clickhouse_driver import Client
@@ -28,6 +30,28 @@ class LogStoreQueryError(LogStoreError):
     """ClickHouse answered with an error."""
 
 
+class LogStoreTimeout(LogStoreError):
+    """A statement did not finish within the bound its caller set (see :func:`bounded`)."""
+
+
+# Seconds one statement may take, set by :func:`bounded` for callers that must never wait long.
+_statement_bound: contextvars.ContextVar[float | None] = contextvars.ContextVar("statement_bound", default=None)
+
+
+@contextmanager
+def bounded(seconds: float):
+    """Within this block no statement waits longer than ``seconds`` for its answer.
+
+    The client gives up (:class:`LogStoreTimeout`); ClickHouse may still run the statement later, so
+    only statements that are harmless whenever they run belong in such a block (the reaper's).
+    """
+    token = _statement_bound.set(seconds)
+    try:
+        yield
+    finally:
+        _statement_bound.reset(token)
+
+
 def server_address() -> str:
     cfg = settings.STRIX_CLICKHOUSE
     return f"{cfg['host']}:{cfg['port']}"
@@ -47,13 +71,16 @@ def _client(database_name: str | None = None) -> Client:
         secure=cfg["secure"],
         database=database_name or "default",
         connect_timeout=5,
-        send_receive_timeout=600,
+        send_receive_timeout=_statement_bound.get() or 600,
         settings={"use_client_time_zone": False},
     )
 
 
 def _translate(e: Exception) -> LogStoreError:
     where = f"ClickHouse at {server_address()}"
+    bound = _statement_bound.get()
+    if bound and isinstance(e, (ch_errors.SocketTimeoutError, TimeoutError)):
+        return LogStoreTimeout(f"{where} did not answer within {bound:g}s; the statement was left to finish later.")
     if isinstance(e, (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError)):
         return LogStoreUnavailable(
             f"{where} is unreachable ({e.__class__.__name__}: {str(e).strip() or 'no answer'}); "
@@ -168,20 +195,11 @@ def stream_rows(
         client.disconnect()
 
 
-def delete_rows(fractal_id: str, older_than: datetime | None = None, timeout: float = 3600) -> None:
-    """Delete a fractal's rows (all, or those older than a cutoff) and wait until they are gone."""
-    condition = "fractal_id = %(fid)s"
-    params: dict = {"fid": fractal_id}
-    if older_than is not None:
-        condition += " AND timestamp < %(cutoff)s"
-        params["cutoff"] = older_than
-    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE {condition}", params)
-    wait_for_mutations(LOGS_TABLE, timeout)
-
-
 def wait_for_mutations(table: str, timeout: float = 3600) -> None:
     """Block until no mutation of ``table`` is pending; mutations are asynchronous on every release."""
-    deadline = time.monotonic() + timeout
+    bound = _statement_bound.get()
+    started = time.monotonic()
+    deadline = started + (min(timeout, bound) if bound else timeout)
     query = (
         "SELECT count(), any(latest_fail_reason) FROM system.mutations "
         "WHERE database = %(db)s AND table = %(table)s AND is_done = 0"
@@ -196,7 +214,9 @@ def wait_for_mutations(table: str, timeout: float = 3600) -> None:
         if failure:
             raise LogStoreQueryError(f"ClickHouse at {server_address()} failed a deletion: {failure}")
         if time.monotonic() > deadline:
-            raise LogStoreError(f"ClickHouse at {server_address()} did not finish deleting rows within {timeout:.0f}s.")
+            raise LogStoreTimeout(
+                f"ClickHouse at {server_address()} did not finish deleting rows within {deadline - started:.0f}s."
+            )
         time.sleep(0.2)
 
 
@@ -278,6 +298,11 @@ def drop_table(table: str) -> None:
     execute(f"DROP TABLE IF EXISTS {database()}.{table}")
 
 
+def rename_table(old: str, new: str) -> None:
+    """Rename atomically: a statement still naming ``old`` fails from then on (see promote.py)."""
+    execute(f"RENAME TABLE {database()}.{old} TO {database()}.{new}")
+
+
 def tables_with_prefix(prefix: str) -> list[str]:
     query = "SELECT name FROM system.tables WHERE database = %(db)s AND startsWith(name, %(prefix)s)"
     return [row[0] for row in execute(query, {"db": database(), "prefix": prefix})]
@@ -291,18 +316,6 @@ def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[in
     )
     count, total = execute(query, {"fid": fractal_id, "start": start, "end": end})[0]
     return int(count), int(total or 0)
-
-
-def delete_window(
-    fractal_id: str, start: datetime, end: datetime, ingested_before: datetime, timeout: float = 3600
-) -> None:
-    """Delete a fractal's rows in ``[start, end)`` ingested before ``ingested_before``; wait until done."""
-    execute(
-        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND timestamp >= %(start)s "
-        "AND timestamp < %(end)s AND ingest_timestamp < %(ingested_before)s",
-        {"fid": fractal_id, "start": start, "end": end, "ingested_before": ingested_before},
-    )
-    wait_for_mutations(LOGS_TABLE, timeout)
 
 
 def fractal_checksum(fractal_id: str) -> tuple[int, int]:

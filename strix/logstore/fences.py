@@ -1,0 +1,65 @@
+"""Destructive statements on the ``logs`` table, fenced so that a stale worker's statement is a no-op.
+
+A worker may pause anywhere, even between proving in PostgreSQL that it still holds its fractal and
+sending ClickHouse a DELETE. So ClickHouse checks the claim itself: every owner of a fractal records
+its fence (a number that only grows) in ``claim_fences`` before it writes, and every DELETE carries
+the condition "the highest fence recorded for this fractal is mine". A DELETE sent late by a worker
+whose job was taken over therefore matches no row. One sent before the takeover is legitimate; a
+mutation only ever touches parts that existed when it was submitted, so it cannot reach rows that a
+later owner attaches or inserts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from strix.logstore.native import LOGS_TABLE, database, execute, sql_string, wait_for_mutations
+
+FENCES_TABLE = "claim_fences"
+
+
+def ensure_fence_table() -> None:
+    execute(
+        f"CREATE TABLE IF NOT EXISTS {database()}.{FENCES_TABLE} (fractal_id String, fence UInt64, "
+        "recorded_at DateTime('UTC') DEFAULT now()) ENGINE = MergeTree ORDER BY (fractal_id, fence)"
+    )
+
+
+def record_fence(fractal_id: str, fence: int) -> None:
+    """Make ``fence`` the fractal's owner in ClickHouse: any lower fence's DELETE matches nothing."""
+    ensure_fence_table()
+    execute(f"INSERT INTO {database()}.{FENCES_TABLE} (fractal_id, fence) VALUES", [(fractal_id, int(fence))])
+
+
+def current_fence(fractal_id: str) -> int:
+    query = f"SELECT max(fence) FROM {database()}.{FENCES_TABLE} WHERE fractal_id = %(fid)s"
+    return int(execute(query, {"fid": fractal_id})[0][0] or 0)
+
+
+def _owned_by(fractal_id: str, fence: int) -> str:
+    return (
+        f"(SELECT max(fence) FROM {database()}.{FENCES_TABLE} WHERE fractal_id = {sql_string(fractal_id)}) "
+        f"= {int(fence)}"
+    )
+
+
+def delete_rows(fractal_id: str, fence: int, timeout: float = 3600) -> None:
+    """Delete all of a fractal's rows, if ``fence`` still owns it; wait until the deletion is done."""
+    execute(
+        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND {_owned_by(fractal_id, fence)}",
+        {"fid": fractal_id},
+    )
+    wait_for_mutations(LOGS_TABLE, timeout)
+
+
+def delete_window(
+    fractal_id: str, fence: int, start: datetime, end: datetime, ingested_before: datetime, timeout: float = 3600
+) -> None:
+    """Delete a fractal's rows in ``[start, end)`` ingested before ``ingested_before``, if ``fence``
+    still owns it; wait until the deletion is done."""
+    execute(
+        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND timestamp >= %(start)s "
+        f"AND timestamp < %(end)s AND ingest_timestamp < %(ingested_before)s AND {_owned_by(fractal_id, fence)}",
+        {"fid": fractal_id, "start": start, "end": end, "ingested_before": ingested_before},
+    )
+    wait_for_mutations(LOGS_TABLE, timeout)

@@ -1,0 +1,194 @@
+"""Bulk NDJSON inserts over ClickHouse's HTTP interface, on several streams, with every wait bounded.
+
+ClickHouse 18.16 parses one INSERT's JSON on one thread, so whole records are dealt round-robin to
+``streams`` concurrent INSERTs and the server parses on every core (row order does not matter in a
+MergeTree). The caller's thread reads the source and deals; each stream's thread only sends. So an
+error of the source (a damaged archive) is raised in the caller's thread as it is, and an error of a
+stream (ClickHouse rejected a record) reaches the caller at its next hand-over, within a second:
+nobody waits on a queue or a socket without a bound.
+"""
+
+from __future__ import annotations
+
+import bisect
+import queue
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from strix.logstore.http import _request
+from strix.logstore.native import RECORD_COLUMNS, LogStoreError, LogStoreQueryError, database
+
+POLL_SECONDS = 0.5
+# A stream that accepts nothing for this long is broken off: ClickHouse stopped reading.
+STALL_SECONDS = 120.0
+
+_END = object()
+_ROW_IN_ERROR = re.compile(r"\(at row (\d+)\)")
+
+
+class RecordRejected(LogStoreQueryError):
+    """ClickHouse refused a record; ``line`` is its line number in the whole NDJSON stream (from 1)."""
+
+    def __init__(self, line: int, reason: str):
+        super().__init__(f"record on line {line} was rejected: {reason}")
+        self.line = line
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Stream:
+    """One HTTP INSERT fed from a bounded queue by the caller's thread."""
+
+    def __init__(self, table: str, index: int, failed: threading.Event):
+        self.table = table
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.failed = failed
+        self.error: BaseException | None = None
+        self.aborted = False
+        self.connection = None
+        # (first row of a piece within this stream, its line in the whole stream), to name a bad line.
+        self.piece_starts: list[int] = []
+        self.piece_lines: list[int] = []
+        self.rows = 0
+        self.thread = threading.Thread(target=self._run, name=f"logstore-insert-{index}", daemon=True)
+        self.thread.start()
+
+    def put(self, piece: bytes, first_line: int, rows: int) -> None:
+        self.piece_starts.append(self.rows)
+        self.piece_lines.append(first_line)
+        self.rows += rows
+        self._hand_over(piece)
+
+    def finish(self) -> None:
+        self._hand_over(_END)
+
+    def _hand_over(self, item) -> None:
+        deadline = time.monotonic() + STALL_SECONDS
+        while True:
+            if self.failed.is_set():
+                raise _Aborted()
+            try:
+                self.queue.put(item, timeout=POLL_SECONDS)
+                return
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    raise LogStoreError(
+                        f"ClickHouse accepted no rows for {STALL_SECONDS:.0f}s on insert stream {self.thread.name}; "
+                        "the insert was broken off."
+                    ) from None
+
+    def _body(self) -> Iterator[bytes]:
+        while True:
+            try:
+                item = self.queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if self.aborted:
+                    raise _Aborted() from None
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def _run(self) -> None:
+        query = f"INSERT INTO {database()}.{self.table} ({', '.join(RECORD_COLUMNS)}) FORMAT JSONEachRow"
+        try:
+            # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
+            connection, response = _request(
+                "POST", query, body=self._body(), on_connect=self._connected, timeout=STALL_SECONDS,
+                date_time_input_format="best_effort",
+            )  # fmt: skip
+            try:
+                response.read()
+            finally:
+                connection.close()
+        except _Aborted:
+            pass
+        except BaseException as e:
+            self.error = self._name_line(e)
+            self.failed.set()
+
+    def _connected(self, connection) -> None:
+        self.connection = connection
+
+    def _name_line(self, error: BaseException) -> BaseException:
+        match = _ROW_IN_ERROR.search(str(error))
+        if not match or not self.piece_starts:
+            return error
+        row = int(match.group(1)) - 1  # 0-based within this stream
+        piece = bisect.bisect_right(self.piece_starts, row) - 1
+        line = self.piece_lines[piece] + (row - self.piece_starts[piece])
+        reason = str(error).split("DB::Exception: ", 1)[-1].split(": (at row", 1)[0]
+        return RecordRejected(line, reason[:300])
+
+    def abort(self) -> None:
+        """Break the INSERT off: ClickHouse drops what it had not committed, the thread ends at once."""
+        self.aborted = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def join(self, deadline: float) -> None:
+        self.thread.join(max(deadline - time.monotonic(), 0))
+        if self.thread.is_alive():
+            self.abort()
+            raise LogStoreError(f"insert stream {self.thread.name} did not finish within {STALL_SECONDS:.0f}s.")
+
+
+def _line_pieces(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """Re-cut a byte stream into pieces that end on a line boundary (whole records)."""
+    carry = b""
+    for block in blocks:
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        if cut:
+            yield data[:cut]
+    if carry:
+        yield carry  # an unterminated last line: ClickHouse reports it as the error it is
+
+
+def insert_records(table: str, blocks: Iterable[bytes], streams: int = 2) -> int:
+    """Insert NDJSON records into ``table``; returns the lines sent.
+
+    ``blocks`` is read in the caller's thread: its own errors propagate unchanged, after every
+    stream has been broken off. A record ClickHouse rejects raises :class:`RecordRejected` naming its
+    line. What was inserted before a failure stays in ``table``, which the caller drops.
+    """
+    failed = threading.Event()
+    pool = [_Stream(table, i, failed) for i in range(max(streams, 1))]
+    line = 1
+    try:
+        for index, piece in enumerate(_line_pieces(blocks)):
+            rows = piece.count(b"\n") or 1
+            pool[index % len(pool)].put(piece, line, rows)
+            line += rows
+        for stream in pool:
+            stream.finish()
+        deadline = time.monotonic() + STALL_SECONDS
+        for stream in pool:
+            stream.join(deadline)
+    except BaseException as e:
+        for stream in pool:
+            stream.abort()
+        for stream in pool:
+            stream.thread.join(STALL_SECONDS)
+        if isinstance(e, _Aborted):
+            raise _first_error(pool) from None
+        raise
+    if failed.is_set():
+        raise _first_error(pool)
+    return line - 1
+
+
+def _first_error(pool: list[_Stream]) -> BaseException:
+    errors = [stream.error for stream in pool if stream.error is not None]
+    rejected = sorted((e for e in errors if isinstance(e, RecordRejected)), key=lambda e: e.line)
+    return (rejected or errors or [LogStoreError("an insert stream failed without an error")])[0]
