@@ -14,7 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
-    def __init__(self, log_dir: Path, pool: str = "prefork", concurrency: int = 2, queue: str | None = None):
+    def __init__(
+        self,
+        log_dir: Path,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        queue: str | None = None,
+        env: dict | None = None,
+    ):
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.queue = queue or os.environ["STRIX_CELERY_QUEUE"]
         self.log_path = log_dir / f"worker-{self.name.split('@')[0]}.log"
@@ -23,6 +30,7 @@ class WorkerProcess:
             **os.environ,
             "DATABASE_URL": f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         self.log = open(self.log_path, "wb")
         celery = Path(sys.executable).with_name("celery")
@@ -55,7 +63,20 @@ class WorkerProcess:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def is_stopped(self) -> bool:
+        """Whether the worker's main process is frozen by SIGSTOP (state T in /proc)."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+    def signal(self, signum: int) -> None:
+        os.killpg(self.process.pid, signum)
+
     def stop(self) -> None:
+        if self.is_stopped():
+            self.signal(signal.SIGCONT)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

@@ -10,8 +10,8 @@ from django.db import connection
 from archives import services
 from archives.models import Archive, FractalOperation, RestoreJob
 from archives.services import promote
-from archives.services.errors import FractalBusy, NotAllowed
 from archives.services.claims import Claim
+from archives.services.errors import FractalBusy, NotAllowed
 from archives.services.jobs import start_job
 from archives.services.promote import STAGING_PREFIX
 from archives.services.restore import stage

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from archives.models import Archive
-from archives.services.claims import Claim, ClaimLost, claim_fractal, release_claim, require
+from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, release_claim, require
 from archives.services.delete import prune_archives
 from archives.services.errors import require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
@@ -62,10 +62,11 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
             result = _write_archive(archive, claim, store, heartbeat)
         failpoints.reached("archive.after-publish")
         size = store.size(archive.file_name)
-    except ClaimLost as e:
-        log.warning("archive %s of fractal %s stopped, writing nothing more: %s", archive.id, archive.fractal.name, e)
-        return archive
     except Exception as e:
+        if isinstance(e, ClaimLost) or not holds(claim):
+            log.warning("archive %s of %s stopped, writing nothing more: %s", archive.id, archive.fractal.name, e)
+            archive.refresh_from_db()  # the record is the new owner's; report what it says
+            return archive
         log.exception("archive %s of fractal %s failed", archive.id, archive.fractal.name)
         _fail(archive, claim, store, str(e) or e.__class__.__name__)
         return archive
@@ -74,8 +75,13 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
     except ClaimLost as e:
         # The file went up under this archive's own name, but the job had been taken over and failed:
         # no record will point at the file, and no other job ever writes that name.
-        log.warning("archive %s was taken over after its upload (%s); removing its file", archive.id, e)
+        log.warning(
+            "archive %s was taken over after its upload (%s): writing nothing more, removing its own file",
+            archive.id,
+            e,
+        )
         store.delete(archive.file_name)
+        archive.refresh_from_db()
         return archive
     log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
     try:

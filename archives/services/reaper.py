@@ -56,6 +56,7 @@ def reap_stale_jobs(now=None) -> list[str]:
     """Take over and end the active jobs whose worker is gone or stuck; returns the ids reaped."""
     now = now or timezone.now()
     reaped = []
+    blocked: set[str] = set()  # staging tables whose DROP did not finish within the bound this pass
     with logstore.bounded(STATEMENT_BOUND_SECONDS):
         archives = Archive.objects.filter(status__in=Archive.ACTIVE)
         for job in [*archives, *RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE)]:
@@ -63,20 +64,20 @@ def reap_stale_jobs(now=None) -> list[str]:
             if reason is None:
                 continue
             try:
-                if _reap(job, reason):
+                if _reap(job, reason, blocked):
                     reaped.append(str(job.id))
                     log.warning("reaped %s %s: %s", type(job).__name__, job.id, reason)
             except (logstore.LogStoreError, StorageError) as e:
                 log.warning("reaper: %s %s not finished (%s); retrying on the next pass", type(job).__name__, job.id, e)
-        for step in (_release_abandoned_claims, _drop_orphan_staging_tables):
-            try:
-                step()
-            except (logstore.LogStoreError, StorageError) as e:
-                log.warning("reaper: %s not finished (%s); retrying on the next pass", step.__name__, e)
+        try:
+            _release_abandoned_claims()
+            _drop_orphan_staging_tables(blocked)
+        except (logstore.LogStoreError, StorageError) as e:
+            log.warning("reaper: cleaning up not finished (%s); retrying on the next pass", e)
     return reaped
 
 
-def _reap(job, reason: str) -> bool:
+def _reap(job, reason: str, blocked: set[str]) -> bool:
     claim = take_over(job)
     if claim is None:
         return False  # it ended or was taken over meanwhile
@@ -87,7 +88,7 @@ def _reap(job, reason: str) -> bool:
         finish_job(job, claim, Archive.Status.FAILED, error=reason)
     elif not promote.is_committed(job):
         finish_job(job, claim, RestoreJob.Status.FAILED, error=reason)
-        _drop_quietly(job.staging_table)  # the old worker's; if blocked, the orphan sweep retries
+        _drop_quietly(job.staging_table, blocked)  # the old worker's; if blocked, the next pass retries
     else:
         _finish_promotion(job, claim)
     return True
@@ -110,10 +111,14 @@ def _finish_promotion(job: RestoreJob, claim: Claim) -> None:
     )  # fmt: skip
 
 
-def _drop_quietly(table: str) -> None:
+def _drop_quietly(table: str, blocked: set[str]) -> None:
+    """Drop a table no one owns; one a stopped worker's INSERT still holds is left for the next pass."""
+    if table in blocked:
+        return
     try:
         logstore.drop_table(table)
     except logstore.LogStoreError as e:
+        blocked.add(table)
         log.warning("reaper: staging table %s not dropped yet (%s); the next pass retries", table, e)
 
 
@@ -133,7 +138,7 @@ def _release_abandoned_claims() -> None:
             log.warning("released the claim on fractal %s left by a stopped worker", row.fractal_id)
 
 
-def _drop_orphan_staging_tables() -> None:
+def _drop_orphan_staging_tables(blocked: set[str]) -> None:
     """Staging tables no running or committed restore owns (a stopped worker's, a deleted job's)."""
     keep = RestoreJob.objects.filter(status__in=RestoreJob.ACTIVE) | RestoreJob.objects.filter(
         promotion__phase__in=[promote.CLEARING, promote.ATTACHING]
@@ -141,4 +146,4 @@ def _drop_orphan_staging_tables() -> None:
     owned = set(keep.values_list("staging_table", flat=True))
     for table in logstore.tables_with_prefix(promote.STAGING_PREFIX):
         if table not in owned:
-            _drop_quietly(table)
+            _drop_quietly(table, blocked)

@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from archives.models import Archive, RestoreJob
 from archives.services import promote
-from archives.services.claims import Claim, ClaimLost, claim_fractal, require, write_job
+from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, require, write_job
 from archives.services.errors import NotRestorable, require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
-from strix import logstore
+from strix import failpoints, logstore
 from strix.crypto.container import ContainerReader
 from strix.crypto.errors import ContainerError
 from strix.crypto.keys import Keyring
@@ -98,10 +98,11 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
         )  # fmt: skip
         log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
         return job
-    except ClaimLost as e:
-        log.warning("restore %s into %s stopped, writing nothing more: %s", job.id, job.target.name, e)
-        return job
     except Exception as e:
+        if isinstance(e, ClaimLost) or not holds(claim):
+            log.warning("restore %s into %s stopped, writing nothing more: %s", job.id, job.target.name, e)
+            job.refresh_from_db()  # the record is the new owner's; report what it says
+            return job
         if promote.is_committed(job) and not isinstance(e, promote.PromotionUnclear):
             _leave_to_reaper(job, claim, e)
             return job
@@ -161,6 +162,7 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
                 rows += block.count(b"\n")
                 heartbeat.progress(rows)
                 heartbeat.check()
+                failpoints.reached("restore.staging")
                 yield block
 
         logstore.insert_records(job.staging_table, records())

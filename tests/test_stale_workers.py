@@ -1,0 +1,257 @@
+"""A worker that pauses (SIGSTOP) past its claim and wakes up (SIGCONT) later writes nothing.
+
+Real Celery worker processes are frozen at named points (strix.failpoints: the worker sends itself
+SIGSTOP there, so the pause lands exactly between a check and the statement it guards); the test then
+lets the lock lapse, runs the reaper and a second operation on the same fractal, and continues the
+worker. The target's rows and every job record must be as if the stale worker had never woken up.
+"""
+
+import signal
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from celery.result import AsyncResult
+
+from archives import services
+from archives.models import Archive, FractalOperation, RestoreJob
+from archives.services.promote import STAGING_PREFIX
+from strix import logstore
+from strix.storage import get_store
+from tests.celery_worker import WorkerProcess, wait_until
+from workers.tasks import archive_fractal, restore_archive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def checksum(fractal):
+    return logstore.fractal_checksum(str(fractal.id))
+
+
+def combined(*sums):
+    return sum(c for c, _ in sums), sum(t for _, t in sums) % 2**64
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user(superuser=True)
+
+
+@pytest.fixture
+def paused_worker(tmp_path):
+    """Start a solo worker that freezes itself at the failpoint given; stopped at the end of the test."""
+    workers = []
+
+    def start(failpoint: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            tmp_path, pool="solo", concurrency=1, queue=f"stale-{uuid.uuid4().hex[:8]}",
+            env={"STRIX_FAILPOINTS": failpoint},
+        )  # fmt: skip
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def archived(admin, fractal):
+    archive = services.request_archive(admin, fractal, enqueue=False)
+    services.run_archive(archive.id)
+    archive.refresh_from_db()
+    assert archive.status == Archive.Status.COMPLETED, archive.error
+    return archive
+
+
+def reap(job):
+    """Run the reaper as beat would, once the frozen worker's lock has lapsed; returns the fresh record."""
+
+    def reaped():
+        return str(job.pk) in services.reap_stale_jobs(now=datetime.now(UTC) + timedelta(seconds=60))
+
+    wait_until(reaped, timeout=60, interval=0.5, what="the reaper to take the job over")
+    job.refresh_from_db()
+    return job
+
+
+def record(job):
+    job.refresh_from_db()
+    fields = ("status", "error", "finished_at", "fence", "heartbeat_at", "progress_rows")
+    extra = ("rows_restored", "promotion", "staging_table") if isinstance(job, RestoreJob) else ("row_count",)
+    return {name: getattr(job, name) for name in fields + extra}
+
+
+def continue_and_finish(worker, task_id):
+    worker.signal(signal.SIGCONT)
+    result = AsyncResult(task_id)
+    wait_until(result.ready, timeout=120, interval=0.2, what="the continued worker to finish its task")
+    return worker.log_path.read_text()
+
+
+# Partition count of the source below (rows over 95 days: four or five monthly partitions).
+@pytest.mark.parametrize(
+    "failpoint",
+    ["restore.before-clear", "restore.before-attach#1", "restore.before-attach#2", "restore.after-attach#4"],
+    ids=["before-clear", "between-clear-and-first-attach", "between-attaches", "after-last-attach"],
+)
+def test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
+    paused_worker, admin, make_fractal, seed_rows, failpoint
+):
+    source, target, other = make_fractal(), make_fractal(), make_fractal()
+    seed_rows(source, 30_000, days=95, seed=21)
+    seed_rows(target, 1_000, seed=22)
+    seed_rows(other, 2_000, seed=23)
+    archive, second_archive = archived(admin, source), archived(admin, other)
+    worker = paused_worker(failpoint)
+
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
+    wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
+
+    job = reap(job)
+    assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000, job.error
+    assert checksum(target) == checksum(source)
+    assert not FractalOperation.objects.exists()
+
+    # A second operation on the same fractal while the first worker is still frozen.
+    second = services.request_restore(admin, second_archive, target=target, clear_existing=False, enqueue=False)
+    services.run_restore(second.id)
+    second.refresh_from_db()
+    assert second.status == RestoreJob.Status.COMPLETED, second.error
+    expected = combined(checksum(source), checksum(other))
+    assert checksum(target) == expected
+    before = record(job), record(second)
+
+    log = continue_and_finish(worker, str(job.id))
+    assert "writing nothing more" in log
+    assert checksum(target) == expected
+    assert (record(job), record(second)) == before
+    assert logstore.tables_with_prefix(STAGING_PREFIX) == []
+    assert not FractalOperation.objects.exists()
+
+
+@pytest.mark.parametrize("failpoint", ["archive.before-publish", "archive.after-publish"])
+def test_an_archive_worker_paused_past_its_claim_leaves_no_file_and_a_true_record(
+    paused_worker, admin, make_fractal, seed_rows, failpoint
+):
+    fractal = make_fractal(max_archives=1)
+    seed_rows(fractal, 20_000, days=20, seed=24)
+    kept = archived(admin, fractal)
+    worker = paused_worker(failpoint)
+
+    archive = services.request_archive(admin, fractal, enqueue=False)
+    archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
+    wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
+
+    archive = reap(archive)
+    assert archive.status == Archive.Status.FAILED and "worker stopped" in archive.error
+    store = get_store("archives")
+    assert list(store.base.rglob(f"*{archive.id}*")) == []
+    # The stale archive must not prune the one archive max_archives=1 keeps, nor a newer one.
+    newer = archived(admin, fractal)
+    assert not Archive.objects.filter(pk=kept.pk).exists()  # pruned by the newer archive, as it should be
+    before = record(archive), record(newer)
+
+    log = continue_and_finish(worker, str(archive.id))
+    assert "writing nothing more" in log
+    assert (record(archive), record(newer)) == before
+    assert list(store.base.rglob(f"*{archive.id}*")) == []
+    assert store.exists(newer.file_name)
+    assert not FractalOperation.objects.exists()
+
+
+def test_a_restore_worker_waking_during_the_reapers_promotion_cannot_attach_twice(
+    paused_worker, admin, make_fractal, seed_rows, monkeypatch
+):
+    """The worker froze before attaching partition 2; it wakes while the reaper promotes that partition."""
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 30_000, days=95, seed=25)
+    seed_rows(target, 1_000, seed=26)
+    archive = archived(admin, source)
+    worker = paused_worker("restore.before-attach#2")
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
+    wait_until(worker.is_stopped, 120, 0.05, "the worker to stop before its second attach")
+    wait_until(lambda: _lock_lapsed(job), 30, 0.2, "the lock to lapse")
+
+    attach, woken = logstore.attach_partition, []
+
+    def wake_the_worker_first(staging, partition):
+        if not woken:
+            woken.append(continue_and_finish(worker, str(job.id)))
+        attach(staging, partition)
+
+    monkeypatch.setattr(logstore, "attach_partition", wake_the_worker_first)
+    job = reap(job)
+    assert woken and "writing nothing more" in woken[0]
+    assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000, job.error
+    assert checksum(target) == checksum(source)
+    assert logstore.tables_with_prefix(STAGING_PREFIX) == []
+
+
+def _lock_lapsed(job):
+    from workers import locks
+
+    return not locks.fractal_lock_held(str(job.target_id), job.lock_token)
+
+
+def test_a_job_alive_but_without_progress_is_failed_after_the_stall_limit(
+    paused_worker, admin, make_fractal, seed_rows, settings
+):
+    settings.STRIX_JOB_STALL_SECONDS = 3
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 50_000, days=10, seed=27)
+    archive = archived(admin, source)
+    worker = paused_worker("restore.staging#2:hang")  # its heartbeat goes on; its rows do not
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
+    wait_until(lambda: RestoreJob.objects.get(pk=job.pk).progress_rows > 0, 60, 0.1, "the restore to progress")
+
+    reaped = wait_until(lambda: services.reap_stale_jobs(), timeout=30, interval=0.5, what="the stall to be seen")
+    assert reaped == [str(job.id)]
+    job.refresh_from_db()
+    assert job.status == RestoreJob.Status.FAILED and "stalled: no progress for 3s" in job.error
+    assert not FractalOperation.objects.exists()
+    again = services.request_restore(admin, archive, target=target, enqueue=False)  # the fractal is free
+    services.run_restore(again.id)
+    assert checksum(target) == checksum(source)
+    worker.kill()
+
+
+def test_the_reaper_finishes_its_pass_within_its_bound_while_a_stopped_worker_holds_a_staging_insert(
+    paused_worker, admin, make_fractal, seed_rows
+):
+    from archives.services.reaper import STATEMENT_BOUND_SECONDS
+
+    source, target = make_fractal(), make_fractal()
+    seed_rows(source, 600_000, days=30, seed=28)
+    seed_rows(target, 1_000, seed=29)
+    before_target = checksum(target)
+    archive = archived(admin, source)
+    # Frozen after 20 blocks of about 1 MiB: both INSERT streams are open, mid-body, on the server.
+    worker = paused_worker("restore.staging#20:stop")
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
+    wait_until(worker.is_stopped, 120, 0.05, "the worker to stop mid-insert")
+    wait_until(lambda: _lock_lapsed(job), 30, 0.2, "the lock to lapse")
+
+    started = time.monotonic()
+    reaped = services.reap_stale_jobs(now=datetime.now(UTC) + timedelta(seconds=60))
+    elapsed = time.monotonic() - started
+    assert reaped == [str(job.id)]
+    # One blocked DROP, bounded; the rest of the pass (the orphan sweep included) does not wait on it again.
+    assert elapsed < STATEMENT_BOUND_SECONDS + 5, f"the reaper's pass took {elapsed:.1f}s"
+    job.refresh_from_db()
+    assert job.status == RestoreJob.Status.FAILED and "worker stopped" in job.error
+    assert not FractalOperation.objects.exists()
+    after_reap = record(job)
+
+    log = continue_and_finish(worker, str(job.id))
+    assert "writing nothing more" in log
+    assert record(job) == after_reap
+    assert checksum(target) == before_target
+    wait_until(
+        lambda: services.reap_stale_jobs() == [] and logstore.tables_with_prefix(STAGING_PREFIX) == [],
+        60, 1, "the orphan staging table to be dropped",
+    )  # fmt: skip
