@@ -123,3 +123,28 @@ def test_consecutive_deletable_days_go_in_one_mutation(make_fractal, monkeypatch
     result = enforce_retention(fractal, now=NOW)
     assert len(result.deleted_days) == 4 and len(calls) == 2  # days 4-6 together, day 8 alone
     assert logstore.count_rows(str(fractal.id)) == 0
+
+
+def test_rows_restored_into_a_fractal_with_retention_survive_the_next_run_and_go_after_the_hold(make_fractal):
+    """Restored old rows match the archive's day checksums; only the restore's hold keeps them."""
+    fractal = make_fractal(retention_days=30)
+    logstore.insert_rows(str(fractal.id), rows_at([float(age) + 0.5 for age in range(25)], "old"))
+    made = archive(fractal)
+    restored_count = logstore.count_rows(str(fractal.id))
+    fractal.retention_days = 7
+    fractal.save()
+
+    job = services.request_restore(None, made, target=fractal, enqueue=False)
+    services.run_restore(job.id)
+    job.refresh_from_db()
+    assert job.status == "completed" and job.rows_restored == restored_count
+    assert job.hold_until > NOW + timedelta(days=13)
+
+    result = enforce_retention(fractal)
+    assert result.deleted_days == [] and len(result.held_days) >= 17
+    assert logstore.count_rows(str(fractal.id)) == restored_count
+
+    after_hold = job.hold_until + timedelta(hours=1)
+    result = enforce_retention(fractal, now=after_hold)
+    assert result.deleted_days and result.held_days == []
+    assert logstore.count_rows(str(fractal.id)) < restored_count
