@@ -94,7 +94,8 @@ def scram_postgres():
     port = _free_port()
 
     def as_postgres(*command):
-        return subprocess.run(["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, timeout=120)
+        command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     init = as_postgres(
         _pg_bin("initdb"), "-D", str(base / "data"), "-U", "strix", "--pwfile", str(base / "pw"),
