@@ -18,6 +18,7 @@ from archives.services.restore import stage
 from strix import logstore
 from strix.storage import get_store
 from tests.celery_worker import WorkerProcess, wait_for_job, wait_until
+from tests.jobs import reap_when_lock_lapses
 from workers.tasks import archive_fractal, restore_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -224,15 +225,6 @@ def solo_worker(django_db_blocker, tmp_path):
     worker.stop()
 
 
-def _reap_when_lock_lapses(job):
-    def reaped():
-        return str(job.pk) in services.reap_stale_jobs(now=datetime.now(UTC) + timedelta(seconds=60))
-
-    wait_until(reaped, timeout=60, interval=0.5, what="the reaper to find the dead job")
-    job.refresh_from_db()
-    return job
-
-
 def test_worker_killed_mid_archive_is_reaped_and_the_next_archive_succeeds(solo_worker, admin, make_fractal, seed_rows):
     fractal = make_fractal()
     seed_rows(fractal, 400_000, days=60, seed=8)
@@ -241,7 +233,7 @@ def test_worker_killed_mid_archive_is_reaped_and_the_next_archive_succeeds(solo_
     wait_until(lambda: Archive.objects.get(pk=archive.pk).progress_rows > 0, 120, 0.05, "the archive to progress")
     solo_worker.kill()
 
-    archive = _reap_when_lock_lapses(archive)
+    archive = reap_when_lock_lapses(archive)
     assert archive.status == Archive.Status.FAILED and "worker stopped" in archive.error
     store = get_store("archives")
     assert list(store.base.rglob(f"*{archive.id}*")) == []  # neither a partial file nor a final one
@@ -273,7 +265,7 @@ def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_wo
     job.refresh_from_db()
     assert not promote.is_committed(job), "killed too late: the rows were already verified"
 
-    job = _reap_when_lock_lapses(job)
+    job = reap_when_lock_lapses(job)
     assert job.status == RestoreJob.Status.FAILED and "worker stopped" in job.error
     assert checksum(target) == before
     assert staging_tables() == []

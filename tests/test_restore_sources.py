@@ -11,13 +11,14 @@ import pytest
 from django.conf import settings
 
 from archives import services
-from archives.models import Archive, FractalOperation, RestoreJob
+from archives.models import FractalOperation, RestoreJob
 from archives.services.promote import STAGING_PREFIX
 from strix import logstore
-from strix.crypto.container import ContainerWriter
+from strix.crypto.container import ContainerReader, ContainerWriter
 from strix.crypto.keys import Keyring
 from strix.storage import get_store
 from tests.celery_worker import wait_for_job
+from tests.jobs import archive_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,14 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def admin(make_user):
     return make_user(superuser=True)
-
-
-def archived(admin, fractal):
-    archive = services.request_archive(admin, fractal, enqueue=False)
-    services.run_archive(archive.id)
-    archive.refresh_from_db()
-    assert archive.status == Archive.Status.COMPLETED, archive.error
-    return archive
 
 
 def stored_path(archive):
@@ -70,7 +63,7 @@ def test_another_fractals_archive_file_in_a_records_place_is_refused_naming_both
     seed_rows(a, 3_000, seed=31)
     seed_rows(b, 2_000, seed=32)
     seed_rows(target, 500, seed=33)
-    archive_a, archive_b = archived(admin, a), archived(admin, b)
+    archive_a, archive_b = archive_in_process(admin, a), archive_in_process(admin, b)
     stored_path(archive_a).write_bytes(stored_path(archive_b).read_bytes())
 
     job = restore_fails(admin, archive_a, target)
@@ -80,7 +73,7 @@ def test_another_fractals_archive_file_in_a_records_place_is_refused_naming_both
 def test_a_backup_file_in_an_archives_place_is_refused_naming_its_kind(admin, make_fractal, seed_rows):
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 1_000, seed=34)
-    archive = archived(admin, source)
+    archive = archive_in_process(admin, source)
     forge(archive, b"PGDMP\x01\x0e\x00" * 1000, kind="backup")
 
     job = restore_fails(admin, archive, target)
@@ -93,10 +86,8 @@ def test_a_file_whose_trailer_holds_other_rows_than_the_record_is_refused_naming
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 1_000, seed=35)
     seed_rows(target, 100, seed=36)
-    archive = archived(admin, source)
+    archive = archive_in_process(admin, source)
     with get_store("archives").open_read(archive.file_name) as stream:
-        from strix.crypto.container import ContainerReader
-
         lines = b"".join(ContainerReader(stream, Keyring.from_settings())).splitlines(keepends=True)
     forge(archive, b"".join(lines[:700]))
 
@@ -110,10 +101,8 @@ def test_a_malformed_record_fails_the_restore_within_seconds_naming_its_line(
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 200_000, days=30, seed=37)
     seed_rows(target, 1_000, seed=38)
-    archive = archived(admin, source)
+    archive = archive_in_process(admin, source)
     with get_store("archives").open_read(archive.file_name) as stream:
-        from strix.crypto.container import ContainerReader
-
         lines = b"".join(ContainerReader(stream, Keyring.from_settings())).splitlines(keepends=True)
     bad_line = 123_457
     lines[bad_line - 1] = b'{"timestamp": "2026-01-01 00:00:00", "raw_log": "cut off\n'

@@ -9,6 +9,7 @@ from archives.models import FractalOperation
 from archives.services.errors import FractalBusy
 from archives.services.retention import enforce_retention
 from strix import logstore
+from tests.jobs import archive_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,14 +29,6 @@ def rows_at(days_ago: list[float], tag: str, ingest=None):
     ]
 
 
-def archive(fractal, now=None):
-    made = services.request_archive(None, fractal, enqueue=False)
-    services.run_archive(made.id)
-    made.refresh_from_db()
-    assert made.status == "completed", made.error
-    return made
-
-
 def day(days_ago: float) -> str:
     return (NOW - timedelta(days=days_ago)).date().isoformat()
 
@@ -51,7 +44,7 @@ def test_nothing_is_deleted_without_an_archive(make_fractal):
 def test_archived_days_older_than_the_window_are_deleted_and_the_rest_kept(make_fractal):
     fractal = make_fractal(retention_days=10)
     logstore.insert_rows(str(fractal.id), rows_at([1, 2, 4, 4.2, 6], "a"))
-    first = archive(fractal)  # holds all of them (all inside 10 days)
+    first = archive_in_process(None, fractal)  # holds all of them (all inside 10 days)
     assert set(first.day_checksums) >= {day(2), day(4), day(6)}
 
     fractal.retention_days = 3
@@ -65,7 +58,7 @@ def test_archived_days_older_than_the_window_are_deleted_and_the_rest_kept(make_
 def test_a_day_that_received_rows_after_its_archive_is_kept(make_fractal):
     fractal = make_fractal(retention_days=10)
     logstore.insert_rows(str(fractal.id), rows_at([5, 6], "a"))
-    archive(fractal)
+    archive_in_process(None, fractal)
     logstore.insert_rows(str(fractal.id), rows_at([5.1], "late"))  # a late arrival: not in the archive
     fractal.retention_days = 3
     fractal.save()
@@ -114,7 +107,7 @@ def test_retention_never_deletes_rows_ingested_during_the_run(make_fractal):
 def test_consecutive_deletable_days_go_in_one_mutation(make_fractal, monkeypatch):
     fractal = make_fractal(retention_days=20)
     logstore.insert_rows(str(fractal.id), rows_at([4, 5, 6, 8], "a"))
-    archive(fractal)
+    archive_in_process(None, fractal)
     fractal.retention_days = 3
     fractal.save()
     calls = []
@@ -129,7 +122,7 @@ def test_rows_restored_into_a_fractal_with_retention_survive_the_next_run_and_go
     """Restored old rows match the archive's day checksums; only the restore's hold keeps them."""
     fractal = make_fractal(retention_days=30)
     logstore.insert_rows(str(fractal.id), rows_at([float(age) + 0.5 for age in range(25)], "old"))
-    made = archive(fractal)
+    made = archive_in_process(None, fractal)
     restored_count = logstore.count_rows(str(fractal.id))
     fractal.retention_days = 7
     fractal.save()

@@ -20,6 +20,7 @@ from archives.services.promote import STAGING_PREFIX
 from strix import logstore
 from strix.storage import get_store
 from tests.celery_worker import WorkerProcess, wait_until
+from tests.jobs import archive_in_process, reap_when_lock_lapses
 from workers.tasks import archive_fractal, restore_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,23 +57,13 @@ def paused_worker(tmp_path):
         worker.stop()
 
 
-def archived(admin, fractal):
-    archive = services.request_archive(admin, fractal, enqueue=False)
-    services.run_archive(archive.id)
-    archive.refresh_from_db()
-    assert archive.status == Archive.Status.COMPLETED, archive.error
-    return archive
-
-
-def reap(job):
-    """Run the reaper as beat would, once the frozen worker's lock has lapsed; returns the fresh record."""
-
-    def reaped():
-        return str(job.pk) in services.reap_stale_jobs(now=datetime.now(UTC) + timedelta(seconds=60))
-
-    wait_until(reaped, timeout=60, interval=0.5, what="the reaper to take the job over")
-    job.refresh_from_db()
-    return job
+def frozen_restore(paused_worker, admin, archive, target, failpoint):
+    """Queue a replace-restore to a worker that freezes itself at ``failpoint``; returns once it has."""
+    worker = paused_worker(failpoint)
+    job = services.request_restore(admin, archive, target=target, enqueue=False)
+    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
+    wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
+    return worker, job
 
 
 def record(job):
@@ -102,14 +93,10 @@ def test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
     seed_rows(source, 30_000, days=95, seed=21)
     seed_rows(target, 1_000, seed=22)
     seed_rows(other, 2_000, seed=23)
-    archive, second_archive = archived(admin, source), archived(admin, other)
-    worker = paused_worker(failpoint)
+    archive, second_archive = archive_in_process(admin, source), archive_in_process(admin, other)
+    worker, job = frozen_restore(paused_worker, admin, archive, target, failpoint)
 
-    job = services.request_restore(admin, archive, target=target, enqueue=False)
-    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
-    wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
-
-    job = reap(job)
+    job = reap_when_lock_lapses(job)
     assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000, job.error
     assert checksum(target) == checksum(source)
     assert not FractalOperation.objects.exists()
@@ -137,19 +124,19 @@ def test_an_archive_worker_paused_past_its_claim_leaves_no_file_and_a_true_recor
 ):
     fractal = make_fractal(max_archives=1)
     seed_rows(fractal, 20_000, days=20, seed=24)
-    kept = archived(admin, fractal)
+    kept = archive_in_process(admin, fractal)
     worker = paused_worker(failpoint)
 
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
     wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
 
-    archive = reap(archive)
+    archive = reap_when_lock_lapses(archive)
     assert archive.status == Archive.Status.FAILED and "worker stopped" in archive.error
     store = get_store("archives")
     assert list(store.base.rglob(f"*{archive.id}*")) == []
     # The stale archive must not prune the one archive max_archives=1 keeps, nor a newer one.
-    newer = archived(admin, fractal)
+    newer = archive_in_process(admin, fractal)
     assert not Archive.objects.filter(pk=kept.pk).exists()  # pruned by the newer archive, as it should be
     before = record(archive), record(newer)
 
@@ -168,11 +155,8 @@ def test_a_restore_worker_waking_during_the_reapers_promotion_cannot_attach_twic
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 30_000, days=95, seed=25)
     seed_rows(target, 1_000, seed=26)
-    archive = archived(admin, source)
-    worker = paused_worker("restore.before-attach#2")
-    job = services.request_restore(admin, archive, target=target, enqueue=False)
-    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
-    wait_until(worker.is_stopped, 120, 0.05, "the worker to stop before its second attach")
+    archive = archive_in_process(admin, source)
+    worker, job = frozen_restore(paused_worker, admin, archive, target, "restore.before-attach#2")
     wait_until(lambda: _lock_lapsed(job), 30, 0.2, "the lock to lapse")
 
     attach, woken = logstore.attach_partition, []
@@ -183,7 +167,7 @@ def test_a_restore_worker_waking_during_the_reapers_promotion_cannot_attach_twic
         attach(staging, partition)
 
     monkeypatch.setattr(logstore, "attach_partition", wake_the_worker_first)
-    job = reap(job)
+    job = reap_when_lock_lapses(job)
     assert woken and "writing nothing more" in woken[0]
     assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000, job.error
     assert checksum(target) == checksum(source)
@@ -202,7 +186,7 @@ def test_a_job_alive_but_without_progress_is_failed_after_the_stall_limit(
     settings.STRIX_JOB_STALL_SECONDS = 3
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 50_000, days=10, seed=27)
-    archive = archived(admin, source)
+    archive = archive_in_process(admin, source)
     worker = paused_worker("restore.staging#2:hang")  # its heartbeat goes on; its rows do not
     job = services.request_restore(admin, archive, target=target, enqueue=False)
     restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
@@ -228,12 +212,9 @@ def test_the_reaper_finishes_its_pass_within_its_bound_while_a_stopped_worker_ho
     seed_rows(source, 600_000, days=30, seed=28)
     seed_rows(target, 1_000, seed=29)
     before_target = checksum(target)
-    archive = archived(admin, source)
+    archive = archive_in_process(admin, source)
     # Frozen after 20 blocks of about 1 MiB: both INSERT streams are open, mid-body, on the server.
-    worker = paused_worker("restore.staging#20:stop")
-    job = services.request_restore(admin, archive, target=target, enqueue=False)
-    restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
-    wait_until(worker.is_stopped, 120, 0.05, "the worker to stop mid-insert")
+    worker, job = frozen_restore(paused_worker, admin, archive, target, "restore.staging#20:stop")
     wait_until(lambda: _lock_lapsed(job), 30, 0.2, "the lock to lapse")
 
     started = time.monotonic()
