@@ -11,13 +11,9 @@ from django.urls import reverse
 
 from archives import services
 from archives.models import Archive, RestoreJob
-from archives.services.errors import ArchiveError, FractalBusy
 from strix import logstore
+from strix.errors import OperatorError
 from strix.fractals.models import Fractal
-from strix.storage import StorageError
-from workers.locks import RedisUnavailable
-
-USER_ERRORS = (ArchiveError, FractalBusy, StorageError, logstore.LogStoreError, RedisUnavailable)
 
 
 def _fractal_for(request, fractal_id) -> Fractal:
@@ -70,7 +66,7 @@ def _act(request, fractal: Fractal) -> None:
             messages.success(request, f"Archive {archive.id} and its file were deleted.")
         else:
             messages.error(request, "Unknown action.")
-    except USER_ERRORS as e:
+    except OperatorError as e:
         messages.error(request, str(e))
 
 

@@ -15,10 +15,12 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from strix.errors import OperatorError
+
 READ_SIZE = 1 << 20
 
 
-class PgToolError(Exception):
+class PgToolError(OperatorError):
     pass
 
 

@@ -17,12 +17,13 @@ from strix.crypto.container import ContainerReader, ContainerWriter, read_plain_
 from strix.crypto.errors import ContainerError
 from strix.crypto.files import open_input, verify_stream
 from strix.crypto.keys import Keyring
+from strix.errors import OperatorError
 from strix.storage import DiskStore, StorageError, Store, get_store
 
 Say = Callable[[str], None]
 
 
-class BackupError(Exception):
+class BackupError(OperatorError):
     pass
 
 

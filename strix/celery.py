@@ -17,4 +17,4 @@ def _settings_or_one_line_error(sender, **kwargs):
 
 
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"])
+app.autodiscover_tasks()  # each installed app's tasks.py (archives.tasks)

@@ -41,7 +41,7 @@ def check_clickhouse(app_configs=None, **kwargs):
 
 @register("strix")
 def check_redis(app_configs=None, **kwargs):
-    from workers import locks
+    from strix import locks
 
     try:
         locks.ping()

@@ -21,13 +21,15 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files.storage import storages
 
+from strix.errors import OperatorError
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 PART_SIZE = 8 * 1024 * 1024  # S3 multipart part size: the most a write holds in memory
 PARTIAL_SUFFIX = ".partial"
 
 
-class StorageError(Exception):
+class StorageError(OperatorError):
     """The store cannot do what was asked; the message names it and what to check."""
 
 

@@ -15,11 +15,11 @@ from archives.services.errors import FractalBusy, NotAllowed
 from archives.services.jobs import start_job
 from archives.services.promote import STAGING_PREFIX
 from archives.services.restore import stage
+from archives.tasks import archive_fractal, restore_archive
 from strix import logstore
 from strix.storage import get_store
 from tests.celery_worker import WorkerProcess, wait_for_job, wait_until
 from tests.jobs import reap_when_lock_lapses
-from workers.tasks import archive_fractal, restore_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -290,7 +290,7 @@ class SimulatedCrash(BaseException):
 def test_worker_dying_mid_promotion_is_finished_by_the_reaper_without_duplicates(
     admin, make_fractal, seed_rows, monkeypatch
 ):
-    from workers import locks
+    from strix import locks
 
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 30_000, days=95, seed=12)  # four monthly partitions or more

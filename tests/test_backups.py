@@ -16,7 +16,7 @@ from django.db import connection
 
 from archives.models import Archive
 from backups import pgtools
-from backups.cli import BackupCommand
+from backups.command_base import BackupCommand
 from backups.naming import is_backup_name
 from backups.services import backup_store
 from strix.crypto.container import ContainerWriter

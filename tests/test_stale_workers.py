@@ -17,11 +17,11 @@ from celery.result import AsyncResult
 from archives import services
 from archives.models import Archive, FractalOperation, RestoreJob
 from archives.services.promote import STAGING_PREFIX
+from archives.tasks import archive_fractal, restore_archive
 from strix import logstore
 from strix.storage import get_store
 from tests.celery_worker import WorkerProcess, wait_until
 from tests.jobs import archive_in_process, reap_when_lock_lapses
-from workers.tasks import archive_fractal, restore_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -175,7 +175,7 @@ def test_a_restore_worker_waking_during_the_reapers_promotion_cannot_attach_twic
 
 
 def _lock_lapsed(job):
-    from workers import locks
+    from strix import locks
 
     return not locks.fractal_lock_held(str(job.target_id), job.lock_token)
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 
 from archives.models import FractalOperation
-from strix import logstore
+from strix import locks, logstore
 from strix.fractals.models import Fractal
-from workers import locks
 
 # How long a claimed job may wait in the queue before its lock lapses (the database row still holds).
 PENDING_LOCK_TTL = 24 * 3600

@@ -7,13 +7,13 @@ import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import transaction
 
 from archives.models import Archive
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, release_claim, require
 from archives.services.delete import prune_archives
 from archives.services.errors import require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
+from archives.services.queue import ARCHIVE_TASK, enqueue_after_commit
 from strix import failpoints, logstore
 from strix.crypto.container import ContainerWriter
 from strix.crypto.keys import Keyring
@@ -43,10 +43,7 @@ def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enq
 
     archive = claim_fractal(fractal, create, "archive")
     if enqueue:
-        from workers.tasks import archive_fractal
-
-        # The task id is the archive id, so that Flower and AsyncResult find a job by its record.
-        transaction.on_commit(lambda: archive_fractal.apply_async([str(archive.id)], task_id=str(archive.id)))
+        enqueue_after_commit(ARCHIVE_TASK, archive.id)
     return archive
 
 

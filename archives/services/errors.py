@@ -1,9 +1,10 @@
 """Errors a user can act on; every surface shows their message as it is."""
 
-from workers.locks import FractalBusy  # noqa: F401  (re-exported: "already running for fractal X")
+from strix.errors import OperatorError
+from strix.locks import FractalBusy  # noqa: F401  (re-exported: "already running for fractal X")
 
 
-class ArchiveError(Exception):
+class ArchiveError(OperatorError):
     pass
 
 

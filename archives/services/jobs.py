@@ -15,8 +15,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from archives.services.claims import Claim, ClaimLost, release_claim, write_job
-from strix import logstore
-from workers import locks
+from strix import locks, logstore
 
 ProgressCallback = Callable[[int, int | None], None]
 

@@ -19,13 +19,14 @@ from django.utils import timezone
 from archives.models import RestoreJob
 from archives.services.claims import Claim, require, write_job
 from strix import failpoints, logstore
+from strix.errors import OperatorError
 
 STAGING_PREFIX = "restore_staging_"
 CLEARING, ATTACHING, DONE = "clearing", "attaching", "done"
 PENDING, ATTACHING_PART, ATTACHED = "pending", "attaching", "attached"
 
 
-class PromotionUnclear(Exception):
+class PromotionUnclear(OperatorError):
     """A partition's state cannot be told from the counts (rows were ingested meanwhile)."""
 
 

@@ -27,9 +27,8 @@ from archives.services.claims import (
     write_job,
 )
 from archives.services.jobs import finish_job, stall_seconds
-from strix import logstore
+from strix import locks, logstore
 from strix.storage import StorageError, get_store
-from workers import locks
 
 log = logging.getLogger(__name__)
 

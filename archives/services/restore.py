@@ -15,7 +15,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from archives.models import Archive, RestoreJob
@@ -23,18 +22,19 @@ from archives.services import promote
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, require, write_job
 from archives.services.errors import NotRestorable, require_admin
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
-from strix import failpoints, logstore
+from archives.services.queue import RESTORE_TASK, enqueue_after_commit
+from strix import failpoints, locks, logstore
 from strix.crypto.container import ContainerReader
 from strix.crypto.errors import ContainerError
 from strix.crypto.keys import Keyring
+from strix.errors import OperatorError
 from strix.fractals.models import Fractal
 from strix.storage import get_store
-from workers import locks
 
 log = logging.getLogger(__name__)
 
 
-class RestoreMismatch(Exception):
+class RestoreMismatch(OperatorError):
     """The stored file is not the one the record describes, or holds other rows than it promised."""
 
 
@@ -70,9 +70,7 @@ def request_restore(
 
     job = claim_fractal(target, create, "restore")
     if enqueue:
-        from workers.tasks import restore_archive
-
-        transaction.on_commit(lambda: restore_archive.apply_async([str(job.id)], task_id=str(job.id)))
+        enqueue_after_commit(RESTORE_TASK, job.id)
     return job
 
 

@@ -1,7 +1,9 @@
 """What can be wrong with a container file, each with a message an operator can act on."""
 
+from strix.errors import OperatorError
 
-class ContainerError(Exception):
+
+class ContainerError(OperatorError):
     """The file cannot be trusted or read; nothing it produced should be kept."""
 
 

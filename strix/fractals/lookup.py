@@ -2,10 +2,11 @@
 
 import uuid
 
+from strix.errors import OperatorError
 from strix.fractals.models import Fractal
 
 
-class FractalNotFound(Exception):
+class FractalNotFound(OperatorError):
     pass
 
 

@@ -12,13 +12,15 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 from django.conf import settings
 
+from strix.errors import OperatorError
+
 LOGS_TABLE = "logs"
 LOG_COLUMNS = ("fractal_id", "timestamp", "log_id", "raw_log", "fields", "ingest_timestamp")
 # The columns an archive record carries, in order (DESIGN.md: archive record).
 RECORD_COLUMNS = ("timestamp", "raw_log", "log_id", "fields", "ingest_timestamp")
 
 
-class LogStoreError(Exception):
+class LogStoreError(OperatorError):
     """ClickHouse could not do what was asked; the message names the server."""
 
 

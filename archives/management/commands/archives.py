@@ -10,16 +10,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archives import services
 from archives.models import Archive, RestoreJob
-from archives.services.errors import ArchiveError
 from strix import logstore
 from strix.crypto.errors import ContainerError
 from strix.crypto.files import decrypt_file, describe, open_input, verify_file, verify_stream
 from strix.crypto.keys import Keyring
-from strix.fractals.lookup import FractalNotFound, find_fractal
+from strix.errors import OperatorError
+from strix.fractals.lookup import find_fractal
 from strix.fractals.models import Fractal
+from strix.locks import FractalBusy
 from strix.progress import ProgressBar
-from strix.storage import StorageError
-from workers.locks import RedisUnavailable
 
 
 class Command(BaseCommand):
@@ -71,10 +70,10 @@ class Command(BaseCommand):
             getattr(self, f"_{subcommand}")(**options)
         except ContainerError as e:
             raise CommandError(f"{options.get('file')}: {e}") from None
-        except (ArchiveError, FractalNotFound, StorageError, logstore.LogStoreError, RedisUnavailable) as e:
-            raise CommandError(str(e)) from None
-        except services.errors.FractalBusy as e:
+        except FractalBusy as e:
             raise CommandError(f"{e}; try again when it has finished.") from None
+        except OperatorError as e:
+            raise CommandError(str(e)) from None
 
     # --- jobs ------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from backups.cli import BackupCommand
+from backups.command_base import BackupCommand
 from backups.services import backup_store, create_backup, prune_backups
 
 

@@ -1,4 +1,4 @@
-from backups.cli import BackupCommand
+from backups.command_base import BackupCommand
 from backups.services import backup_store, list_backups
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
 from backups import pgtools
-from backups.cli import BackupCommand
+from backups.command_base import BackupCommand
 from backups.services import BackupInfo, backup_source, backup_store, restore_backup
 
 

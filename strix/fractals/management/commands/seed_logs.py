@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from strix import logstore
-from strix.fractals.lookup import FractalNotFound, find_fractal
+from strix.errors import OperatorError
+from strix.fractals.lookup import find_fractal
 from strix.fractals.seeding import seed_fractal_rows
 from strix.progress import ProgressBar
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
             logstore.ensure_schema()
             started = time.monotonic()
             inserted = seed_fractal_rows(str(target.id), rows, days, seed, on_progress=progress.update)
-        except (FractalNotFound, logstore.LogStoreError) as e:
+        except OperatorError as e:
             raise CommandError(str(e)) from None
         progress.finish()
         elapsed = max(time.monotonic() - started, 1e-9)

@@ -8,12 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backups.pgtools import PgToolError
-from backups.services import BackupError
-from strix.crypto.errors import ContainerError
-from strix.storage import StorageError
-
-FAILURES = (BackupError, ContainerError, PgToolError, StorageError)
+from strix.errors import OperatorError
 
 
 class BackupCommand(BaseCommand):
@@ -32,7 +27,7 @@ class BackupCommand(BaseCommand):
     def execute(self, *args, **options):
         try:
             return super().execute(*args, **options)
-        except FAILURES as e:
+        except OperatorError as e:
             raise CommandError(str(e)) from None
 
     @staticmethod

@@ -4,6 +4,8 @@ from celery import shared_task
 
 from archives import services
 from archives.services.errors import JobFailed
+from archives.services.queue import ARCHIVE_TASK, RESTORE_TASK
+from archives.services.retention import enforce_all
 
 
 def _progress_reporter(task):
@@ -14,7 +16,7 @@ def _progress_reporter(task):
     return report
 
 
-@shared_task(bind=True, name="strix.archive_fractal", acks_late=True)
+@shared_task(bind=True, name=ARCHIVE_TASK, acks_late=True)
 def archive_fractal(self, archive_id: str) -> dict:
     archive = services.run_archive(archive_id, on_progress=_progress_reporter(self))
     if archive.status == archive.Status.FAILED:
@@ -22,7 +24,7 @@ def archive_fractal(self, archive_id: str) -> dict:
     return {"archive_id": archive_id, "status": archive.status, "rows": archive.row_count}
 
 
-@shared_task(bind=True, name="strix.restore_archive", acks_late=True)
+@shared_task(bind=True, name=RESTORE_TASK, acks_late=True)
 def restore_archive(self, job_id: str) -> dict:
     job = services.run_restore(job_id, on_progress=_progress_reporter(self))
     if job.status == job.Status.FAILED:
@@ -42,8 +44,6 @@ def scan_archive_schedules() -> list[str]:
 
 @shared_task(name="strix.enforce_retention")
 def enforce_retention() -> dict:
-    from archives.services.retention import enforce_all
-
     return {
         r.fractal: {"deleted_days": r.deleted_days, "kept_days": r.kept_days, "held_days": r.held_days}
         for r in enforce_all()

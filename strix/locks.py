@@ -10,8 +10,10 @@ from urllib.parse import urlparse
 import redis
 from django.conf import settings
 
+from strix.errors import OperatorError
 
-class RedisUnavailable(Exception):
+
+class RedisUnavailable(OperatorError):
     """Redis did not answer; the message names the address."""
 
 
@@ -34,12 +36,12 @@ def ping() -> None:
         ) from e
 
 
-class FractalBusy(Exception):
+class FractalBusy(OperatorError):
     def __init__(self, fractal_name: str):
         super().__init__(f"an archive or restore is already running for fractal {fractal_name}")
 
 
-class LockLost(Exception):
+class LockLost(OperatorError):
     """The lock expired and could not be renewed: another process may now hold the fractal."""
 
 
