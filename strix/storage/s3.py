@@ -1,4 +1,4 @@
-"""The S3 side of :mod:`strix.storage`: multipart streaming upload, streaming download, clear errors.
+"""The S3 store: multipart streaming upload, streaming download, clear errors.
 
 django-storages' S3Storage holds the configuration and the boto3 connection; uploads and downloads go
 through boto3 directly because its file object buffers whole files, which would break flat memory.
@@ -12,8 +12,7 @@ from typing import BinaryIO
 
 from botocore import exceptions as boto_errors
 
-from strix.storage import (
-    PART_SIZE,
+from strix.storage.base import (
     StorageError,
     Store,
     StoredFile,
@@ -21,6 +20,7 @@ from strix.storage import (
     validate_name,
 )
 
+PART_SIZE = 8 * 1024 * 1024  # multipart part size: the most a write holds in memory
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken"}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 

@@ -1,10 +1,4 @@
-"""Where archives and backups are kept: disk (Django's FileSystemStorage) or S3 (django-storages).
-
-The only module that touches the storage backends. The rest of the code asks :func:`get_store` for
-the ``archives`` or ``backups`` store and uses its small interface: streaming write (atomic
-publish), streaming read, exists, size, list, delete. Every failure becomes a :class:`StorageError`
-that names the store and what to check.
-"""
+"""The disk store: files published atomically (temp file, fsync, link), 0600 in 0700 directories."""
 
 from __future__ import annotations
 
@@ -13,94 +7,21 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from django.conf import settings
-from django.core.files.storage import storages
-
-from strix.errors import OperatorError
-
-FILE_MODE = 0o600
-DIR_MODE = 0o700
-PART_SIZE = 8 * 1024 * 1024  # S3 multipart part size: the most a write holds in memory
-PARTIAL_SUFFIX = ".partial"
-
-
-class StorageError(OperatorError):
-    """The store cannot do what was asked; the message names it and what to check."""
-
-
-class UnsafeNameError(StorageError):
-    pass
-
-
-class StoredFileNotFound(StorageError):
-    pass
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    name: str
-    size: int
-    modified: datetime | None
-
-
-def validate_name(name: str) -> str:
-    """Refuse, before any I/O, a name that could leave the store's base: absolute, '..', odd bytes."""
-    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or "\x00" in name:
-        raise UnsafeNameError(f"refused unsafe storage name {name!r}: names are relative paths without '..'.")
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        raise UnsafeNameError(f"refused unsafe storage name {name!r}: names are relative paths without '..'.")
-    return name
-
-
-def get_store(kind: str) -> Store:
-    """The store for ``archives`` or ``backups``, as configured in ``settings.STORAGES``."""
-    backend = storages.create_storage(settings.STORAGES[kind])
-    if hasattr(backend, "bucket_name"):
-        from strix.storage_s3 import S3Store
-
-        return S3Store(kind, backend)
-    return DiskStore(kind, Path(backend.location))
-
-
-class Store:
-    kind: str
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    @contextmanager
-    def open_write(self, name: str) -> Iterator[BinaryIO]:
-        """Yield a writable stream; the file appears under ``name`` only if the block completes."""
-        raise NotImplementedError
-
-    @contextmanager
-    def open_read(self, name: str) -> Iterator[BinaryIO]:
-        raise NotImplementedError
-
-    def exists(self, name: str) -> bool:
-        raise NotImplementedError
-
-    def size(self, name: str) -> int:
-        raise NotImplementedError
-
-    def list(self, prefix: str = "") -> list[StoredFile]:
-        raise NotImplementedError
-
-    def delete(self, name: str) -> None:
-        raise NotImplementedError
-
-    def discard_partial(self, name: str) -> None:
-        """Remove what an interrupted write of ``name`` left behind (temporary files, open uploads)."""
-        raise NotImplementedError
-
-    def check(self) -> None:
-        """Raise :class:`StorageError` unless the store is reachable and writable."""
-        raise NotImplementedError
+from strix.storage.base import (
+    DIR_MODE,
+    FILE_MODE,
+    PARTIAL_SUFFIX,
+    StorageError,
+    Store,
+    StoredFile,
+    StoredFileNotFound,
+    UnsafeNameError,
+    validate_name,
+)
 
 
 class DiskStore(Store):
