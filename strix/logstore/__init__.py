@@ -1,51 +1,70 @@
 """The only package that talks to ClickHouse, where Strix keeps log rows.
 
-Control statements and row batches go through clickhouse-driver (``native``); bulk NDJSON streams for
-archives go through ClickHouse's HTTP interface (``http``), where the server formats and parses
-``JSONEachRow`` itself. Every failure surfaces as a :class:`LogStoreError` naming the server.
+Statements and row batches go over the native protocol (``client``); bulk NDJSON streams for archives
+go over the HTTP interface, where the server formats and parses ``JSONEachRow`` itself (``records``
+out, ``inserts`` in). Every failure is a :class:`LogStoreError` naming the server. The differences
+between ClickHouse releases live in ``schema.timestamp_type`` and nowhere else.
 
-The differences between ClickHouse releases live in :func:`timestamp_type` and nowhere else.
+Modules: ``client`` (execute, errors, bounds) · ``schema`` (the logs table) · ``rows`` (a fractal's rows)
+· ``records``/``inserts`` (NDJSON out/in) · ``staging`` (restore staging tables, promotion) ·
+``fences`` (destructive statements, fenced against stale workers).
 """
 
-from strix.logstore.fences import current_fence, delete_rows, delete_window, record_fence
-from strix.logstore.http import stream_records
-from strix.logstore.inserts import RecordRejected, insert_records
-from strix.logstore.native import (
-    LOG_COLUMNS,
-    LOGS_TABLE,
-    RECORD_COLUMNS,
+# Errors and the connection
+from strix.logstore.client import (
     LogStoreError,
     LogStoreQueryError,
     LogStoreTimeout,
     LogStoreUnavailable,
-    attach_partition,
     bounded,
+    execute,
+    ping,
+    server_address,
+    server_version,
+)
+
+# Deleting rows and owning a fractal (fences)
+from strix.logstore.fences import current_fence, delete_rows, delete_window, record_fence, wait_for_mutations
+
+# Writing rows
+from strix.logstore.inserts import RecordRejected, insert_records
+
+# Reading rows
+from strix.logstore.records import stream_records
+from strix.logstore.rows import (
     count_rows,
-    count_table,
-    create_staging_table,
-    database,
     day_windows,
+    fractal_checksum,
+    fractal_span,
+    insert_rows,
+    stream_rows,
+    window_checksum,
+    windows_between,
+)
+
+# Schema and maintenance
+from strix.logstore.schema import (
+    LOG_COLUMNS,
+    LOGS_TABLE,
+    RECORD_COLUMNS,
+    database,
     drop_database,
     drop_table,
     ensure_schema,
-    execute,
-    fractal_checksum,
-    fractal_partition_rows,
-    fractal_span,
     has_datetime64,
-    insert_rows,
     logs_table_ddl,
-    ping,
     rename_table,
-    server_address,
-    server_version,
-    staged_partitions,
-    stream_rows,
     tables_with_prefix,
     timestamp_type,
-    wait_for_mutations,
-    window_checksum,
-    windows_between,
+)
+
+# Restore staging and promotion
+from strix.logstore.staging import (
+    attach_partition,
+    count_table,
+    create_staging_table,
+    fractal_partition_rows,
+    staged_partitions,
 )
 
 __all__ = [
@@ -57,13 +76,12 @@ __all__ = [
     "LogStoreTimeout",
     "LogStoreUnavailable",
     "RecordRejected",
+    "attach_partition",
     "bounded",
-    "current_fence",
-    "record_fence",
-    "rename_table",
     "count_rows",
     "count_table",
     "create_staging_table",
+    "current_fence",
     "database",
     "day_windows",
     "delete_rows",
@@ -73,17 +91,18 @@ __all__ = [
     "ensure_schema",
     "execute",
     "fractal_checksum",
+    "fractal_partition_rows",
     "fractal_span",
     "has_datetime64",
     "insert_records",
     "insert_rows",
     "logs_table_ddl",
     "ping",
-    "attach_partition",
-    "fractal_partition_rows",
-    "staged_partitions",
+    "record_fence",
+    "rename_table",
     "server_address",
     "server_version",
+    "staged_partitions",
     "stream_records",
     "stream_rows",
     "tables_with_prefix",

@@ -11,9 +11,19 @@ later owner attaches or inserts.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
-from strix.logstore.native import LOGS_TABLE, database, execute, sql_string, wait_for_mutations
+from strix.logstore.client import (
+    LogStoreQueryError,
+    LogStoreTimeout,
+    database,
+    execute,
+    server_address,
+    sql_string,
+    statement_bound,
+)
+from strix.logstore.schema import LOGS_TABLE
 
 FENCES_TABLE = "claim_fences"
 
@@ -63,3 +73,28 @@ def delete_window(
         {"fid": fractal_id, "start": start, "end": end, "ingested_before": ingested_before},
     )
     wait_for_mutations(LOGS_TABLE, timeout)
+
+
+def wait_for_mutations(table: str, timeout: float = 3600) -> None:
+    """Block until no mutation of ``table`` is pending; mutations are asynchronous on every release."""
+    bound = statement_bound()
+    started = time.monotonic()
+    deadline = started + (min(timeout, bound) if bound else timeout)
+    query = (
+        "SELECT count(), any(latest_fail_reason) FROM system.mutations "
+        "WHERE database = %(db)s AND table = %(table)s AND is_done = 0"
+    )
+    columns = {row[0] for row in execute("DESCRIBE TABLE system.mutations")}
+    if "latest_fail_reason" not in columns:
+        query = query.replace("any(latest_fail_reason)", "''")
+    while True:
+        pending, failure = execute(query, {"db": database(), "table": table})[0]
+        if not pending:
+            return
+        if failure:
+            raise LogStoreQueryError(f"ClickHouse at {server_address()} failed a deletion: {failure}")
+        if time.monotonic() > deadline:
+            raise LogStoreTimeout(
+                f"ClickHouse at {server_address()} did not finish deleting rows within {deadline - started:.0f}s."
+            )
+        time.sleep(0.2)

@@ -18,8 +18,9 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 
-from strix.logstore.http import _request
-from strix.logstore.native import RECORD_COLUMNS, LogStoreError, LogStoreQueryError, database
+from strix.logstore.client import LogStoreError, LogStoreQueryError, database
+from strix.logstore.http_client import request
+from strix.logstore.schema import RECORD_COLUMNS
 
 POLL_SECONDS = 0.5
 # A stream that accepts nothing for this long is broken off: ClickHouse stopped reading.
@@ -98,7 +99,7 @@ class _Stream:
         query = f"INSERT INTO {database()}.{self.table} ({', '.join(RECORD_COLUMNS)}) FORMAT JSONEachRow"
         try:
             # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
-            connection, response = _request(
+            connection, response = request(
                 "POST", query, body=self._body(), on_connect=self._connected, timeout=STALL_SECONDS,
                 date_time_input_format="best_effort",
             )  # fmt: skip

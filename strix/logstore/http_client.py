@@ -11,32 +11,21 @@ import base64
 import http.client
 import socket
 from collections.abc import Iterator
-from datetime import datetime
 from urllib.parse import urlencode
 
 from django.conf import settings
 
-from strix.logstore.native import (
-    LOGS_TABLE,
-    RECORD_COLUMNS,
-    LogStoreError,
-    LogStoreQueryError,
-    LogStoreUnavailable,
-    database,
-    server_address,
-    sql_string,
-    sql_time,
-)
+from strix.logstore.client import LogStoreError, LogStoreQueryError, LogStoreUnavailable, database
 
 READ_SIZE = 1 << 20
 
 
-def _where() -> str:
+def where() -> str:
     cfg = settings.STRIX_CLICKHOUSE
     return f"ClickHouse HTTP at {cfg['host']}:{cfg['http_port']}"
 
 
-def _request(
+def request(
     method: str, query: str, body=None, on_connect=None, timeout: float = 600, **extra_settings
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     cfg = settings.STRIX_CLICKHOUSE
@@ -56,12 +45,12 @@ def _request(
     except (TimeoutError, ConnectionError, socket.gaierror) as e:
         connection.close()
         raise LogStoreUnavailable(
-            f"{_where()} is unreachable ({e.__class__.__name__}); check that it is running and the http_port in "
+            f"{where()} is unreachable ({e.__class__.__name__}); check that it is running and the http_port in "
             "STRIX_CLICKHOUSE_URL."
         ) from e
     except (OSError, http.client.HTTPException) as e:
         connection.close()
-        raise LogStoreError(f"{_where()} failed: {e.__class__.__name__}: {e}") from e
+        raise LogStoreError(f"{where()} failed: {e.__class__.__name__}: {e}") from e
     except BaseException:
         # The body's own error (a damaged archive): closing the socket makes ClickHouse abandon the
         # half-sent INSERT, so that the staging table can be dropped at once.
@@ -70,11 +59,11 @@ def _request(
     if response.status != 200:
         text = response.read(4096).decode("utf-8", "replace").strip().splitlines()
         connection.close()
-        raise LogStoreQueryError(f"{_where()} refused the query: {text[0] if text else response.status}")
+        raise LogStoreQueryError(f"{where()} refused the query: {text[0] if text else response.status}")
     return connection, response
 
 
-def _dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
+def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
     """The body of a chunked response, in pieces of about 1 MiB."""
     if not response.chunked:
         while data := response.read(READ_SIZE):
@@ -103,49 +92,6 @@ def _dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
             yield b"".join(pieces)
         more = source.read1(READ_SIZE)
         if not more:
-            raise LogStoreError(f"{_where()} closed the connection in the middle of the row stream.")
+            raise LogStoreError(f"{where()} closed the connection in the middle of the row stream.")
         buffer = buffer[position:] + more
         position = 0
-
-
-def stream_records(
-    fractal_id: str, start: datetime | None, end: datetime | None, block_size: int = READ_SIZE
-) -> Iterator[bytes]:
-    """A fractal's rows in ``[start, end)`` as archive records (NDJSON, ClickHouse's JSONEachRow), by time.
-
-    Blocks end on a line boundary. A server error after the response began is appended to the body
-    as text by ClickHouse; it is detected here and raised.
-    """
-    conditions = [f"fractal_id = {sql_string(fractal_id)}"]
-    if start is not None:
-        conditions.append(f"timestamp >= {sql_time(start)}")
-    if end is not None:
-        conditions.append(f"timestamp < {sql_time(end)}")
-    query = (
-        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
-        f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
-    )
-    connection, response = _request("GET", query)
-    carry = b""
-    try:
-        for data in _dechunk(response):
-            data = carry + data if carry else data
-            cut = data.rfind(b"\n") + 1
-            carry, data = data[cut:], data[:cut]
-            if data:
-                _check_last_line(data)
-                yield data
-    except OSError as e:
-        raise LogStoreError(f"{_where()} broke off the row stream: {e.__class__.__name__}: {e}") from e
-    finally:
-        connection.close()
-    if carry:
-        _check_last_line(carry + b"\n")
-        raise LogStoreQueryError(f"ClickHouse ended the row stream mid-line: {carry[:200]!r}")
-
-
-def _check_last_line(block: bytes) -> None:
-    start = block.rfind(b"\n", 0, len(block) - 1) + 1
-    if block[start : start + 1] != b"{":
-        message = block[start:].decode("utf-8", "replace").strip()
-        raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")

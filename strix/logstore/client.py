@@ -1,0 +1,135 @@
+"""Every ClickHouse statement goes through :func:`execute` (native protocol, clickhouse-driver): one
+connection per statement, typed errors naming the server, and an optional bound on the wait.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+from django.conf import settings
+
+from strix.errors import OperatorError
+
+
+class LogStoreError(OperatorError):
+    """ClickHouse could not do what was asked; the message names the server."""
+
+
+class LogStoreUnavailable(LogStoreError):
+    """ClickHouse did not answer: not running, wrong address, or the network is down."""
+
+
+class LogStoreQueryError(LogStoreError):
+    """ClickHouse answered with an error."""
+
+
+class LogStoreTimeout(LogStoreError):
+    """A statement did not finish within the bound its caller set (see :func:`bounded`)."""
+
+
+# Seconds one statement may take, set by :func:`bounded` for callers that must never wait long.
+
+
+# Seconds one statement may take, set by :func:`bounded` for callers that must never wait long.
+_statement_bound: contextvars.ContextVar[float | None] = contextvars.ContextVar("statement_bound", default=None)
+
+
+def statement_bound() -> float | None:
+    """Seconds a statement may wait here, set by :func:`bounded`; None without a bound."""
+    return _statement_bound.get()
+
+
+@contextmanager
+def bounded(seconds: float):
+    """Within this block no statement waits longer than ``seconds`` for its answer.
+
+    The client gives up (:class:`LogStoreTimeout`); ClickHouse may still run the statement later, so
+    only statements that are harmless whenever they run belong in such a block (the reaper's).
+    """
+    token = _statement_bound.set(seconds)
+    try:
+        yield
+    finally:
+        _statement_bound.reset(token)
+
+
+def server_address() -> str:
+    cfg = settings.STRIX_CLICKHOUSE
+    return f"{cfg['host']}:{cfg['port']}"
+
+
+def database() -> str:
+    return settings.STRIX_CLICKHOUSE_DATABASE
+
+
+def connect(database_name: str | None = None) -> Client:
+    cfg = settings.STRIX_CLICKHOUSE
+    return Client(
+        host=cfg["host"],
+        port=cfg["port"],
+        user=cfg["user"],
+        password=cfg["password"],
+        secure=cfg["secure"],
+        database=database_name or "default",
+        connect_timeout=5,
+        send_receive_timeout=_statement_bound.get() or 600,
+        settings={"use_client_time_zone": False},
+    )
+
+
+def translate_error(e: Exception) -> LogStoreError:
+    where = f"ClickHouse at {server_address()}"
+    bound = _statement_bound.get()
+    if bound and isinstance(e, (ch_errors.SocketTimeoutError, TimeoutError)):
+        return LogStoreTimeout(f"{where} did not answer within {bound:g}s; the statement was left to finish later.")
+    if isinstance(e, (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError)):
+        return LogStoreUnavailable(
+            f"{where} is unreachable ({e.__class__.__name__}: {str(e).strip() or 'no answer'}); "
+            "check that it is running and that STRIX_CLICKHOUSE_URL points to it."
+        )
+    message = getattr(e, "message", None) or str(e)
+    first_line = message.strip().splitlines()[0] if message.strip() else e.__class__.__name__
+    return LogStoreQueryError(f"{where} refused the query: {first_line}")
+
+
+def execute(query: str, params: dict | None = None, **kwargs):
+    """Run one statement and return its result; every ClickHouse call goes through here."""
+    client = connect()
+    try:
+        return client.execute(query, params, **kwargs)
+    except LogStoreError:
+        raise
+    except Exception as e:
+        raise translate_error(e) from e
+    finally:
+        client.disconnect()
+
+
+def server_version() -> tuple[int, ...]:
+    (version,) = execute("SELECT version()")[0]
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def ping() -> None:
+    """Raise :class:`LogStoreUnavailable` unless ClickHouse answers."""
+    execute("SELECT 1")
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def sql_string(value: str) -> str:
+    return "'" + _quote(value) + "'"
+
+
+def sql_time(value: datetime) -> str:
+    return f"toDateTime('{utc(value):%Y-%m-%d %H:%M:%S}', 'UTC')"

@@ -1,0 +1,53 @@
+"""A fractal's rows as archive records: NDJSON that ClickHouse formats itself (JSONEachRow) over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from strix.logstore.client import LogStoreError, LogStoreQueryError, database, server_address, sql_string, sql_time
+from strix.logstore.http_client import READ_SIZE, dechunk, request, where
+from strix.logstore.schema import LOGS_TABLE, RECORD_COLUMNS
+
+
+def stream_records(
+    fractal_id: str, start: datetime | None, end: datetime | None, block_size: int = READ_SIZE
+) -> Iterator[bytes]:
+    """A fractal's rows in ``[start, end)`` as archive records (NDJSON, ClickHouse's JSONEachRow), by time.
+
+    Blocks end on a line boundary. A server error after the response began is appended to the body
+    as text by ClickHouse; it is detected here and raised.
+    """
+    conditions = [f"fractal_id = {sql_string(fractal_id)}"]
+    if start is not None:
+        conditions.append(f"timestamp >= {sql_time(start)}")
+    if end is not None:
+        conditions.append(f"timestamp < {sql_time(end)}")
+    query = (
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
+        f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
+    )
+    connection, response = request("GET", query)
+    carry = b""
+    try:
+        for data in dechunk(response):
+            data = carry + data if carry else data
+            cut = data.rfind(b"\n") + 1
+            carry, data = data[cut:], data[:cut]
+            if data:
+                _check_last_line(data)
+                yield data
+    except OSError as e:
+        raise LogStoreError(f"{where()} broke off the row stream: {e.__class__.__name__}: {e}") from e
+    finally:
+        connection.close()
+    if carry:
+        _check_last_line(carry + b"\n")
+        raise LogStoreQueryError(f"ClickHouse ended the row stream mid-line: {carry[:200]!r}")
+
+
+def _check_last_line(block: bytes) -> None:
+    start = block.rfind(b"\n", 0, len(block) - 1) + 1
+    if block[start : start + 1] != b"{":
+        message = block[start:].decode("utf-8", "replace").strip()
+        raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")

@@ -1,0 +1,105 @@
+"""Reading and writing a fractal's rows with the native protocol: batches, counts, spans, checksums."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from strix.logstore.client import connect, database, execute, translate_error, utc
+from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS
+
+
+def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
+    """Insert ``(timestamp, log_id, raw_log, fields, ingest_timestamp)`` tuples into a fractal."""
+    batch = [(fractal_id, *row) for row in rows]
+    if not batch:
+        return 0
+    execute(f"INSERT INTO {database()}.{LOGS_TABLE} ({', '.join(LOG_COLUMNS)}) VALUES", batch)
+    return len(batch)
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict]:
+    clauses, params = [], {}
+    if start is not None:
+        clauses.append("timestamp >= %(start)s")
+        params["start"] = start
+    if end is not None:
+        clauses.append("timestamp < %(end)s")
+        params["end"] = end
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+def count_rows(fractal_id: str, start: datetime | None = None, end: datetime | None = None) -> int:
+    where, params = _window(start, end)
+    query = f"SELECT count() FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s{where}"
+    return execute(query, {"fid": fractal_id, **params})[0][0]
+
+
+def stream_rows(
+    fractal_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    block_size: int = 65536,
+) -> Iterator[tuple]:
+    """Yield a fractal's rows as ``RECORD_COLUMNS`` tuples, ordered by time, block by block."""
+    where, params = _window(start, end)
+    query = (
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
+        f"WHERE fractal_id = %(fid)s{where} ORDER BY timestamp"
+    )
+    client = connect()
+    try:
+        yield from client.execute_iter(query, {"fid": fractal_id, **params}, settings={"max_block_size": block_size})
+    except Exception as e:
+        raise translate_error(e) from e
+    finally:
+        client.disconnect()
+
+
+def fractal_span(fractal_id: str, start: datetime | None = None) -> tuple[int, datetime | None, datetime | None]:
+    """(row count, first timestamp, last timestamp) of a fractal's rows at or after ``start``."""
+    where, params = _window(start, None)
+    query = (
+        f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} "
+        f"WHERE fractal_id = %(fid)s{where}"
+    )
+    count, first, last = execute(query, {"fid": fractal_id, **params})[0]
+    return (count, utc(first), utc(last)) if count else (0, None, None)
+
+
+def day_windows(fractal_id: str, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    """UTC day windows ``[d, d+1)`` covering a fractal's rows at or after ``start``.
+
+    Archives stream one day at a time so that ClickHouse sorts a day, never a whole fractal.
+    """
+    count, first, last = fractal_span(fractal_id, start)
+    return windows_between(first, last, start) if count else []
+
+
+def windows_between(first: datetime, last: datetime, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    """The UTC day windows from ``first``'s day to ``last``'s, the first one cut at ``start``."""
+    day = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    windows = []
+    while day <= last:
+        windows.append((max(day, start) if start else day, day + timedelta(days=1)))
+        day += timedelta(days=1)
+    return windows
+
+
+def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[int, int]:
+    """(rows, order-independent sum of row hashes) of a fractal's rows in ``[start, end)``."""
+    query = (
+        "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
+        f"FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+    )
+    count, total = execute(query, {"fid": fractal_id, "start": start, "end": end})[0]
+    return int(count), int(total or 0)
+
+
+def fractal_checksum(fractal_id: str) -> tuple[int, int]:
+    """(row count, order-independent hash of every row) to prove a fractal unchanged."""
+    query = (
+        "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
+        f"FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s"
+    )
+    return tuple(execute(query, {"fid": fractal_id})[0])
