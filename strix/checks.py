@@ -2,9 +2,10 @@
 
 from django.core.checks import Error, register
 
-from strix import logstore
+from strix import locks, logstore
 from strix.crypto.errors import KeyConfigError
 from strix.crypto.keys import Keyring
+from strix.storage import StorageError, get_store
 
 
 @register("strix")
@@ -41,8 +42,6 @@ def check_clickhouse(app_configs=None, **kwargs):
 
 @register("strix")
 def check_redis(app_configs=None, **kwargs):
-    from strix import locks
-
     try:
         locks.ping()
     except locks.RedisUnavailable as e:
@@ -52,8 +51,6 @@ def check_redis(app_configs=None, **kwargs):
 
 @register("strix")
 def check_storage(app_configs=None, **kwargs):
-    from strix.storage import StorageError, get_store
-
     errors = []
     for kind in ("archives", "backups"):
         try:
