@@ -40,9 +40,8 @@ services:
 env: venv
 	$(BIN)/strix-setup --install --dir . --dev
 
-db:
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='strix'" | grep -q 1 \
-		|| createdb -h 127.0.0.1 -U postgres strix
+db: env  ## the database DATABASE_URL (or STRIX_POSTGRES_*) names, created if missing
+	$(BIN)/python scripts/create_database.py
 
 bench: venv services env db  ## benchmarks against the native tools (minutes; not part of make test)
 	$(BIN)/python manage.py migrate --noinput

@@ -42,7 +42,7 @@ def manage(request, fractal_id, admin_site):
         "restores": RestoreJob.objects.filter(target=fractal).select_related("archive", "requested_by")[:20],
         "targets": Fractal.objects.administered_by(request.user),
         "opts": Fractal._meta,
-        "busy": hasattr(fractal, "active_operation"),
+        "busy": hasattr(fractal, "claim"),
     }
     return TemplateResponse(request, "admin/archives/manage.html", context)
 
@@ -78,7 +78,7 @@ def status(request, fractal_id):
     restores = RestoreJob.objects.filter(target=fractal).values(*fields)[:20]
     return JsonResponse(
         {
-            "busy": hasattr(fractal, "active_operation"),
+            "busy": hasattr(fractal, "claim"),
             "jobs": [{**job, "id": str(job["id"])} for job in [*archives, *restores]],
         }
     )

@@ -99,13 +99,13 @@ class RestoreJob(OperationRecord):
         return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
 
 
-class FractalOperation(models.Model):
+class FractalClaim(models.Model):
     """The database half of "one archive or restore per fractal": a row exists while one is active.
 
     The unique fractal column makes a second claim fail even if Redis lost its locks.
     """
 
-    fractal = models.OneToOneField(Fractal, on_delete=models.CASCADE, related_name="active_operation")
+    fractal = models.OneToOneField(Fractal, on_delete=models.CASCADE, related_name="claim")
     archive = models.OneToOneField(Archive, null=True, blank=True, on_delete=models.CASCADE)
     restore = models.OneToOneField(RestoreJob, null=True, blank=True, on_delete=models.CASCADE)
     claimed_at = models.DateTimeField(auto_now_add=True)

@@ -26,8 +26,23 @@ def load_env_file(path: Path) -> None:
             os.environ.setdefault(key, value)
 
 
+def env_raw(name: str) -> str | None:
+    """The variable's value, or the content of the file ``NAME_FILE`` names (Docker secrets).
+
+    ``NAME_FILE`` wins when both are set; one trailing newline of the file is dropped.
+    """
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read ({e.strerror or e}).") from None
+        return text[:-1] if text.endswith("\n") else text
+    return os.environ.get(name)
+
+
 def env_str(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name)
+    value = env_raw(name)
     if value is None or value == "":
         if default is None:
             raise ImproperlyConfigured(f"{name} is not set; set it in the environment or in .env.")
@@ -36,7 +51,7 @@ def env_str(name: str, default: str | None = None) -> str:
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     lowered = raw.strip().lower()
@@ -48,7 +63,7 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def _env_number(name: str, default, convert, minimum, kind: str):
-    raw = os.environ.get(name, "").strip()
+    raw = (env_raw(name) or "").strip()
     if not raw:
         return default
     try:
@@ -80,12 +95,12 @@ def require_valid_settings() -> None:
 
 
 def env_list(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return [item.strip() for item in (env_raw(name) or "").split(",") if item.strip()]
 
 
 def database_from_env() -> dict:
     """The default database from ``DATABASE_URL``, else from the ``STRIX_POSTGRES_*`` variables."""
-    url = os.environ.get("DATABASE_URL")
+    url = env_raw("DATABASE_URL")
     if url:
         parsed = urlparse(url)
         if parsed.scheme not in ("postgres", "postgresql") or not parsed.path.strip("/"):
@@ -112,7 +127,7 @@ def database_from_env() -> dict:
         "ENGINE": "django.db.backends.postgresql",
         "NAME": env_str("STRIX_POSTGRES_DB", "strix"),
         "USER": env_str("STRIX_POSTGRES_USER", "postgres"),
-        "PASSWORD": os.environ.get("STRIX_POSTGRES_PASSWORD", ""),
+        "PASSWORD": env_raw("STRIX_POSTGRES_PASSWORD") or "",
         "HOST": env_str("STRIX_POSTGRES_HOST", "127.0.0.1"),
         "PORT": str(env_int("STRIX_POSTGRES_PORT", 5432, minimum=1)),
     }

@@ -14,6 +14,7 @@ from strix.envconfig import (
     env_float,
     env_int,
     env_list,
+    env_raw,
     env_str,
     load_env_file,
     storage_backends,
@@ -90,7 +91,7 @@ STRIX_CLICKHOUSE_DATABASE = env_str("STRIX_CLICKHOUSE_DATABASE", "strix")
 
 # --- Strix: encryption (validated by the strix.E001 system check, not here, so that a bad key is
 # reported in one line instead of a traceback) ------------------------------------------------------
-STRIX_BACKUP_ENCRYPTION_KEY = os.environ.get("STRIX_BACKUP_ENCRYPTION_KEY", "")
+STRIX_BACKUP_ENCRYPTION_KEY = env_raw("STRIX_BACKUP_ENCRYPTION_KEY") or ""
 STRIX_BACKUP_DECRYPTION_KEYS = env_list("STRIX_BACKUP_DECRYPTION_KEYS")
 
 # --- Strix: storage -----------------------------------------------------------------------------
@@ -99,11 +100,11 @@ STRIX_ARCHIVE_DIR = Path(env_str("STRIX_ARCHIVE_DIR", str(BASE_DIR / "var" / "ar
 _DEFAULT_BACKUP_DIR = INSTALL_DIR / "backups" if INSTALL_DIR != BASE_DIR else BASE_DIR / "var" / "backups"
 STRIX_BACKUP_DIR = Path(env_str("STRIX_BACKUP_DIR", str(_DEFAULT_BACKUP_DIR)))
 STRIX_S3 = {
-    "endpoint_url": os.environ.get("STRIX_S3_ENDPOINT", ""),
-    "bucket_name": os.environ.get("STRIX_S3_BUCKET", ""),
-    "access_key": os.environ.get("STRIX_S3_ACCESS_KEY", ""),
-    "secret_key": os.environ.get("STRIX_S3_SECRET_KEY", ""),
-    "region_name": os.environ.get("STRIX_S3_REGION", "") or "us-east-1",
+    "endpoint_url": env_raw("STRIX_S3_ENDPOINT") or "",
+    "bucket_name": env_raw("STRIX_S3_BUCKET") or "",
+    "access_key": env_raw("STRIX_S3_ACCESS_KEY") or "",
+    "secret_key": env_raw("STRIX_S3_SECRET_KEY") or "",
+    "region_name": env_raw("STRIX_S3_REGION") or "us-east-1",
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from archives import services
-from archives.models import Archive, FractalOperation, RestoreJob
+from archives.models import Archive, FractalClaim, RestoreJob
 from archives.services import promote
 from archives.services.claims import Claim
 from archives.services.errors import FractalBusy, NotAllowed
@@ -65,7 +65,7 @@ def test_archive_100k_rows_and_restore_into_an_empty_fractal_gives_identical_row
     assert job.rows_restored == 100_000
     assert dump(empty) == dump(source)
     assert staging_tables() == []
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
 
 
 def test_archive_of_a_fractal_with_retention_holds_only_the_retention_window(celery_worker, admin, make_fractal):
@@ -237,7 +237,7 @@ def test_worker_killed_mid_archive_is_reaped_and_the_next_archive_succeeds(solo_
     assert archive.status == Archive.Status.FAILED and "worker stopped" in archive.error
     store = get_store("archives")
     assert list(store.base.rglob(f"*{archive.id}*")) == []  # neither a partial file nor a final one
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
 
     next_archive = services.request_archive(admin, fractal, enqueue=False)
     services.run_archive(next_archive.id)
@@ -269,7 +269,7 @@ def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_wo
     assert job.status == RestoreJob.Status.FAILED and "worker stopped" in job.error
     assert checksum(target) == before
     assert staging_tables() == []
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
     again = services.request_restore(admin, archive, target=target, enqueue=False)
     services.run_restore(again.id)
     assert checksum(target) == checksum(source)
@@ -327,7 +327,7 @@ def test_worker_dying_mid_promotion_is_finished_by_the_reaper_without_duplicates
     assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000
     assert checksum(target) == checksum(source)
     assert staging_tables() == []
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
 
 
 def test_progress_is_in_the_celery_task_state_that_flower_shows(celery_worker, admin, make_fractal, seed_rows):

@@ -141,3 +141,41 @@ def test_a_scram_postgresql_works_through_a_percent_encoded_database_url_for_mig
     made = list((install / "backups").glob("strix-backup-*.strix-backup"))
     assert len(made) == 1 and made[0].stat().st_mtime >= started - 1
     assert ENCODED not in backed_up.stdout + backed_up.stderr and PASSWORD not in backed_up.stdout + backed_up.stderr
+
+
+def test_secrets_can_come_from_files_named_by_their_file_variables(tmp_path):
+    from strix.crypto.keys import generate_key
+
+    key = generate_key()
+    secrets = {
+        "STRIX_BACKUP_ENCRYPTION_KEY": key,
+        "DJANGO_SECRET_KEY": "secret-from-a-docker-secret",
+        "STRIX_S3_ACCESS_KEY": "AKIAFROMFILE",
+        "STRIX_S3_SECRET_KEY": "s3-secret-from-file",
+    }
+    env = {k: v for k, v in os.environ.items() if k not in secrets}
+    for name, value in secrets.items():
+        path = tmp_path / name.lower()
+        path.write_text(value + "\n")  # as `echo` or an editor leaves it
+        env[f"{name}_FILE"] = str(path)
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.STRIX_BACKUP_ENCRYPTION_KEY, s.SECRET_KEY, s.STRIX_S3['access_key'], s.STRIX_S3['secret_key'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "strix.settings"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == list(secrets.values())
+
+
+def test_a_secret_file_that_cannot_be_read_is_one_line_naming_the_variable(tmp_path):
+    env = {**os.environ, "DJANGO_SECRET_KEY_FILE": str(tmp_path / "missing")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    missing = tmp_path / "missing"
+    expected = f"Configuration error: DJANGO_SECRET_KEY_FILE={missing} cannot be read (No such file or directory)."
+    assert result.stderr.strip() == expected

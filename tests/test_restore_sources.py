@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from archives import services
-from archives.models import FractalOperation, RestoreJob
+from archives.models import FractalClaim, RestoreJob
 from archives.services.promote import STAGING_PREFIX
 from strix import logstore
 from strix.crypto.container import ContainerReader, ContainerWriter
@@ -54,7 +54,7 @@ def restore_fails(admin, archive, target, enqueue=False):
     assert job.status == RestoreJob.Status.FAILED
     assert logstore.fractal_checksum(str(target.id)) == before
     assert logstore.tables_with_prefix(STAGING_PREFIX) == []
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
     return job
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archives import services
-from archives.models import FractalOperation
+from archives.models import FractalClaim
 from archives.services.errors import FractalBusy
 from archives.services.retention import enforce_retention
 from strix import logstore
@@ -77,17 +77,17 @@ def test_retention_waits_while_an_archive_or_restore_holds_the_fractal(make_frac
 def test_retention_frees_the_fractal_afterwards(make_fractal):
     fractal = make_fractal(retention_days=3)
     enforce_retention(fractal, now=NOW)
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
     services.request_archive(None, fractal, enqueue=False)  # not busy
 
 
 def test_a_retention_claim_left_by_a_dead_worker_is_released_by_the_reaper(make_fractal):
     fractal = make_fractal(retention_days=3)
-    FractalOperation.objects.create(fractal=fractal)  # its worker died; its Redis lock has lapsed
+    FractalClaim.objects.create(fractal=fractal)  # its worker died; its Redis lock has lapsed
     with pytest.raises(FractalBusy):
         services.request_archive(None, fractal, enqueue=False)
     services.reap_stale_jobs()
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
     services.request_archive(None, fractal, enqueue=False)
 
 

@@ -15,7 +15,7 @@ import pytest
 from celery.result import AsyncResult
 
 from archives import services
-from archives.models import Archive, FractalOperation, RestoreJob
+from archives.models import Archive, FractalClaim, RestoreJob
 from archives.services.promote import STAGING_PREFIX
 from archives.tasks import archive_fractal, restore_archive
 from strix import logstore
@@ -99,7 +99,7 @@ def test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
     job = reap_when_lock_lapses(job)
     assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000, job.error
     assert checksum(target) == checksum(source)
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
 
     # A second operation on the same fractal while the first worker is still frozen.
     second = services.request_restore(admin, second_archive, target=target, clear_existing=False, enqueue=False)
@@ -115,7 +115,7 @@ def test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
     assert checksum(target) == expected
     assert (record(job), record(second)) == before
     assert logstore.tables_with_prefix(STAGING_PREFIX) == []
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
 
 
 @pytest.mark.parametrize("failpoint", ["archive.before-publish", "archive.after-publish"])
@@ -145,7 +145,7 @@ def test_an_archive_worker_paused_past_its_claim_leaves_no_file_and_a_true_recor
     assert (record(archive), record(newer)) == before
     assert list(store.base.rglob(f"*{archive.id}*")) == []
     assert store.exists(newer.file_name)
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
 
 
 def test_a_restore_worker_waking_during_the_reapers_promotion_cannot_attach_twice(
@@ -196,7 +196,7 @@ def test_a_job_alive_but_without_progress_is_failed_after_the_stall_limit(
     assert reaped == [str(job.id)]
     job.refresh_from_db()
     assert job.status == RestoreJob.Status.FAILED and "stalled: no progress for 3s" in job.error
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
     again = services.request_restore(admin, archive, target=target, enqueue=False)  # the fractal is free
     services.run_restore(again.id)
     assert checksum(target) == checksum(source)
@@ -225,7 +225,7 @@ def test_the_reaper_finishes_its_pass_within_its_bound_while_a_stopped_worker_ho
     assert elapsed < STATEMENT_BOUND_SECONDS + 5, f"the reaper's pass took {elapsed:.1f}s"
     job.refresh_from_db()
     assert job.status == RestoreJob.Status.FAILED and "worker stopped" in job.error
-    assert not FractalOperation.objects.exists()
+    assert not FractalClaim.objects.exists()
     after_reap = record(job)
 
     log = continue_and_finish(worker, str(job.id))

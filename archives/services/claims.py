@@ -1,6 +1,6 @@
 """Claiming a fractal for one archive, restore or retention run, and fencing out stale workers.
 
-A claim is a row of FractalOperation (unique per fractal, so a lost Redis cannot let two run) plus a
+A claim is a row of FractalClaim (unique per fractal, so a lost Redis cannot let two run) plus a
 Redis lock kept alive by the worker's heartbeat (the reaper's cue that a worker is gone). Every claim
 carries a *fence*: a number from a PostgreSQL sequence that only grows. When the reaper takes a job
 over, it gives the claim a new fence; from then on every write of the old worker is refused:
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 
-from archives.models import FractalOperation
+from archives.models import FractalClaim
 from strix import locks, logstore
 from strix.fractals.models import Fractal
 
@@ -57,7 +57,7 @@ def claim_fractal(fractal: Fractal, create_job: Callable[[str, int], object], fi
         with transaction.atomic():
             fence = next_fence()
             job = create_job(token, fence)
-            FractalOperation.objects.create(fractal=fractal, fence=fence, **{field: job})
+            FractalClaim.objects.create(fractal=fractal, fence=fence, **{field: job})
     except IntegrityError:
         locks.release_fractal_lock(str(fractal.id), token)
         raise locks.FractalBusy(fractal.name) from None
@@ -68,7 +68,7 @@ def claim_fractal(fractal: Fractal, create_job: Callable[[str, int], object], fi
 
 
 def holds(claim: Claim) -> bool:
-    return FractalOperation.objects.filter(fractal_id=claim.fractal_id, fence=claim.fence).exists()
+    return FractalClaim.objects.filter(fractal_id=claim.fractal_id, fence=claim.fence).exists()
 
 
 def require(claim: Claim) -> None:
@@ -98,7 +98,7 @@ def take_over(job) -> Claim | None:
     old = Claim.of(job)
     with transaction.atomic():
         fence = next_fence()
-        moved = FractalOperation.objects.filter(fractal_id=old.fractal_id, fence=old.fence).update(fence=fence)
+        moved = FractalClaim.objects.filter(fractal_id=old.fractal_id, fence=old.fence).update(fence=fence)
         if not type(job).objects.filter(pk=job.pk, fence=old.fence).update(fence=fence) or not moved:
             transaction.set_rollback(True)
             return None
@@ -111,7 +111,7 @@ def take_over(job) -> Claim | None:
 def take_over_claim(claim: Claim) -> Claim | None:
     """For the reaper: a new fence for a claim that has no running job (a stopped retention run)."""
     fence = next_fence()
-    if not FractalOperation.objects.filter(fractal_id=claim.fractal_id, fence=claim.fence).update(fence=fence):
+    if not FractalClaim.objects.filter(fractal_id=claim.fractal_id, fence=claim.fence).update(fence=fence):
         return None
     logstore.record_fence(claim.fractal_id, fence)
     return Claim(claim.fractal_id, fence)
@@ -127,7 +127,7 @@ def maintenance_claim(fractal: Fractal, ttl: float = 3600):
     try:
         fence = next_fence()
         try:
-            FractalOperation.objects.create(fractal=fractal, fence=fence)
+            FractalClaim.objects.create(fractal=fractal, fence=fence)
         except IntegrityError:
             raise locks.FractalBusy(fractal.name) from None
         claim = Claim(str(fractal.id), fence)
@@ -142,6 +142,6 @@ def maintenance_claim(fractal: Fractal, ttl: float = 3600):
 
 def release_claim(claim: Claim, token: str = "") -> None:
     """Free the fractal, if ``claim`` still holds it (a claim taken over belongs to its new owner)."""
-    FractalOperation.objects.filter(fractal_id=claim.fractal_id, fence=claim.fence).delete()
+    FractalClaim.objects.filter(fractal_id=claim.fractal_id, fence=claim.fence).delete()
     if token:
         locks.release_fractal_lock(claim.fractal_id, token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -111,12 +110,14 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         **({"time_start": _iso(first), "time_end": _iso(last)} if expected else {}),
         **({"retention_cutoff": _iso(since)} if since else {}),
     }
-    edges = _EdgeRows()
+    # The span taken here is the archive's time range, in its header and in its record alike: rows
+    # are streamed up to it, so a row arriving meanwhile with a later timestamp waits for the next archive.
+    until = logstore.just_after(last) if expected else None
     day_checksums: dict[str, list[int]] = {}
     keyring = Keyring.from_settings()
     with store.open_write(archive.file_name) as sink:
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
-            for window_start, window_end in logstore.windows_between(first, last, since) if expected else []:
+            for window_start, window_end in logstore.windows_between(first, last, since, until) if expected else []:
                 if fractal.retention_days and window_start == _midnight(window_start):
                     # Taken before the day is streamed: every row it counts is in this archive.
                     day_checksums[window_start.date().isoformat()] = list(
@@ -124,7 +125,6 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                     )
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
-                    edges.see(block)
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
             trailer = writer.close()
@@ -136,8 +136,8 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         "row_count": trailer.rows,
         "sha256": trailer.sha256,
         "key_id": writer.header.key_id,
-        "time_start": edges.first_timestamp(),
-        "time_end": edges.last_timestamp(),
+        "time_start": first,
+        "time_end": last,
         "progress_rows": trailer.rows,
         "day_checksums": day_checksums,
     }
@@ -150,29 +150,3 @@ def _midnight(value: datetime) -> datetime:
 def _iso(value: datetime) -> str:
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class _EdgeRows:
-    """The first and last records seen (rows stream in time order), for the archive's time range."""
-
-    def __init__(self):
-        self.first: bytes | None = None
-        self.last: bytes | None = None
-
-    def see(self, block: bytes) -> None:
-        if self.first is None:
-            self.first = block[: block.find(b"\n")]
-        self.last = block[block.rfind(b"\n", 0, len(block) - 1) + 1 : -1]
-
-    @staticmethod
-    def _timestamp(line: bytes | None) -> datetime | None:
-        if not line:
-            return None
-        text = json.loads(line)["timestamp"]
-        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
-
-    def first_timestamp(self) -> datetime | None:
-        return self._timestamp(self.first)
-
-    def last_timestamp(self) -> datetime | None:
-        return self._timestamp(self.last)

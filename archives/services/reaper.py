@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from archives.models import Archive, FractalOperation, RestoreJob
+from archives.models import Archive, FractalClaim, RestoreJob
 from archives.services import promote
 from archives.services.claims import (
     PENDING_LOCK_TTL,
@@ -124,10 +124,10 @@ def _drop_quietly(table: str, blocked: set[str]) -> None:
 def _release_abandoned_claims() -> None:
     """Claims whose lock lapsed with no job running: a retention run whose worker died, or a job whose
     worker died between recording its end and freeing the fractal."""
-    active = FractalOperation.objects.filter(archive__status__in=Archive.ACTIVE) | FractalOperation.objects.filter(
+    active = FractalClaim.objects.filter(archive__status__in=Archive.ACTIVE) | FractalClaim.objects.filter(
         restore__status__in=RestoreJob.ACTIVE
     )
-    for row in FractalOperation.objects.exclude(pk__in=active.values("pk")):
+    for row in FractalClaim.objects.exclude(pk__in=active.values("pk")):
         if locks.fractal_lock_held(str(row.fractal_id)):
             continue
         # A new fence first, recorded in ClickHouse: a retention worker that wakes up deletes nothing.

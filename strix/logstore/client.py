@@ -110,8 +110,15 @@ def execute(query: str, params: dict | None = None, **kwargs):
 
 
 def server_version() -> tuple[int, ...]:
-    (version,) = execute("SELECT version()")[0]
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
+    """The server's version, asked once per process and server address."""
+    address = server_address()
+    if address not in _versions:
+        (version,) = execute("SELECT version()")[0]
+        _versions[address] = tuple(int(part) for part in version.split(".") if part.isdigit())
+    return _versions[address]
+
+
+_versions: dict[str, tuple[int, ...]] = {}
 
 
 def ping() -> None:
@@ -129,7 +136,3 @@ def _quote(value: str) -> str:
 
 def sql_string(value: str) -> str:
     return "'" + _quote(value) + "'"
-
-
-def sql_time(value: datetime) -> str:
-    return f"toDateTime('{utc(value):%Y-%m-%d %H:%M:%S}', 'UTC')"

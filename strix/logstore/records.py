@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from strix.logstore.client import LogStoreError, LogStoreQueryError, database, server_address, sql_string, sql_time
+from strix.logstore.client import LogStoreError, LogStoreQueryError, database, server_address, sql_string
 from strix.logstore.http_client import READ_SIZE, dechunk, request, where
-from strix.logstore.schema import LOGS_TABLE, RECORD_COLUMNS
+from strix.logstore.schema import LOGS_TABLE, RECORD_COLUMNS, sql_time
 
 
 def stream_records(

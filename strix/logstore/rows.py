@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from strix.logstore.client import connect, database, execute, translate_error, utc
-from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS
+from strix.logstore.client import connect, database, execute, server_version, translate_error, utc
+from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, timestamp_resolution
 
 
 def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
@@ -76,14 +76,23 @@ def day_windows(fractal_id: str, start: datetime | None = None) -> list[tuple[da
     return windows_between(first, last, start) if count else []
 
 
-def windows_between(first: datetime, last: datetime, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
-    """The UTC day windows from ``first``'s day to ``last``'s, the first one cut at ``start``."""
+def windows_between(
+    first: datetime, last: datetime, start: datetime | None = None, end: datetime | None = None
+) -> list[tuple[datetime, datetime]]:
+    """The UTC day windows ``[d, d+1)`` from ``first``'s day to ``last``'s, the first one cut at
+    ``start`` and the last one at ``end``."""
     day = datetime(first.year, first.month, first.day, tzinfo=UTC)
     windows = []
     while day <= last:
-        windows.append((max(day, start) if start else day, day + timedelta(days=1)))
-        day += timedelta(days=1)
+        window_end = day + timedelta(days=1)
+        windows.append((max(day, start) if start else day, min(window_end, end) if end else window_end))
+        day = window_end
     return windows
+
+
+def just_after(value: datetime) -> datetime:
+    """The first timestamp the ``logs`` table can hold after ``value`` (its resolution depends on the server)."""
+    return value + timestamp_resolution(server_version())
 
 
 def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[int, int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from strix.logstore.client import database, execute, server_version, sql_string
+from datetime import datetime, timedelta
+
+from strix.logstore.client import database, execute, server_version, sql_string, utc
 
 LOGS_TABLE = "logs"
 
@@ -18,6 +20,19 @@ RECORD_COLUMNS = ("timestamp", "raw_log", "log_id", "fields", "ingest_timestamp"
 def has_datetime64(version: tuple[int, ...]) -> bool:
     """DateTime64 arrived in ClickHouse 20.1; older servers (18.16 here) store whole seconds."""
     return version >= (20, 1)
+
+
+def timestamp_resolution(version: tuple[int, ...]) -> timedelta:
+    """The smallest step between two stored timestamps: milliseconds, or whole seconds on old servers."""
+    return timedelta(milliseconds=1) if has_datetime64(version) else timedelta(seconds=1)
+
+
+def sql_time(value: datetime) -> str:
+    """A timestamp literal for the ``logs`` columns: with milliseconds where the server stores them."""
+    value = utc(value)
+    if value.microsecond and has_datetime64(server_version()):
+        return f"toDateTime64('{value:%Y-%m-%d %H:%M:%S}.{value.microsecond // 1000:03d}', 3, 'UTC')"
+    return f"toDateTime('{value:%Y-%m-%d %H:%M:%S}', 'UTC')"
 
 
 def timestamp_type(version: tuple[int, ...]) -> str:
