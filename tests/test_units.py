@@ -1,0 +1,45 @@
+"""Pure helpers, tested without any service: day windows, retention's runs of days, schedule periods."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from archives.services.retention import _is_held, _runs
+from strix.logstore import windows_between
+from strix.logstore.schema import timestamp_resolution, timestamp_type
+
+
+def at(day, hour=0, minute=0):
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+def test_day_windows_cover_every_day_from_first_to_last_cut_at_start_and_end():
+    windows = windows_between(at(1, 13), at(3, 8), start=at(1, 12), end=at(3, 8, 1))
+    assert windows == [(at(1, 12), at(2)), (at(2), at(3)), (at(3), at(3, 8, 1))]
+
+
+def test_day_windows_of_a_single_instant_and_across_a_month_end():
+    assert windows_between(at(5, 10), at(5, 10)) == [(at(5), at(6))]
+    last_of_february = datetime(2026, 2, 28, 23, tzinfo=UTC)
+    assert windows_between(last_of_february, at(1, 1)) == [(last_of_february.replace(hour=0), at(1)), (at(1), at(2))]
+
+
+def test_retention_deletes_consecutive_days_in_one_run_each():
+    days = [(at(d), at(d + 1)) for d in (1, 2, 3, 5, 7, 8)]
+    assert _runs(days) == [(at(1), at(4)), (at(5), at(6)), (at(7), at(9))]
+    assert _runs([]) == []
+
+
+@pytest.mark.parametrize(
+    "hold, held",
+    [((at(2, 23), at(3, 1)), True), ((at(3), at(3)), False), ((at(4), at(5)), False), ((at(1), at(2)), True)],
+)
+def test_a_day_is_held_when_a_restored_range_touches_it(hold, held):
+    assert _is_held([hold], at(2), at(3)) is held
+
+
+def test_timestamp_types_and_resolution_follow_the_server_version():
+    assert timestamp_type((18, 16, 1)) == "DateTime('UTC')" and timestamp_resolution((18, 16)) == timedelta(seconds=1)
+    assert timestamp_type((24, 3)) == "DateTime64(3, 'UTC')" and timestamp_resolution((24, 3)) == timedelta(
+        milliseconds=1
+    )
