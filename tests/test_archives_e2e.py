@@ -219,8 +219,15 @@ def test_delete_removes_file_and_record_but_not_while_a_restore_reads_it(admin, 
 
 @pytest.fixture
 def solo_worker(django_db_blocker, tmp_path):
-    """A worker of its own, on a queue of its own, so that the job surely runs in the process killed."""
-    worker = WorkerProcess(tmp_path, pool="solo", concurrency=1, queue=f"kill-{uuid.uuid4().hex[:8]}")
+    """A worker of its own, on a queue of its own, so that the job surely runs in the process killed.
+
+    It freezes itself (SIGSTOP) a few blocks into the job, so that the test kills it mid-job whatever
+    the machine's speed.
+    """
+    failpoints = "archive.streaming#5:stop,restore.staging#5:stop"
+    worker = WorkerProcess(
+        tmp_path, pool="solo", concurrency=1, queue=f"kill-{uuid.uuid4().hex[:8]}", env={"STRIX_FAILPOINTS": failpoints}
+    )
     yield worker
     worker.stop()
 
@@ -230,7 +237,7 @@ def test_worker_killed_mid_archive_is_reaped_and_the_next_archive_succeeds(solo_
     seed_rows(fractal, 400_000, days=60, seed=8)
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=solo_worker.queue)
-    wait_until(lambda: Archive.objects.get(pk=archive.pk).progress_rows > 0, 120, 0.05, "the archive to progress")
+    wait_until(solo_worker.is_stopped, 120, 0.05, "the worker to be mid-archive")
     solo_worker.kill()
 
     archive = reap_when_lock_lapses(archive)
@@ -257,10 +264,8 @@ def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_wo
     job = services.request_restore(admin, archive, target=target, enqueue=False)
     restore_archive.apply_async([str(job.id)], queue=solo_worker.queue)
 
-    def staging_under_way():
-        return job.staging_table in staging_tables() and logstore.count_table(job.staging_table) > 0
-
-    wait_until(staging_under_way, 120, 0.02, "rows to reach the staging table")
+    wait_until(solo_worker.is_stopped, 120, 0.05, "the worker to be mid-restore")
+    assert job.staging_table in staging_tables()
     solo_worker.kill()
     job.refresh_from_db()
     assert not promote.is_committed(job), "killed too late: the rows were already verified"

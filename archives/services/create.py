@@ -125,6 +125,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                     )
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
+                    failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
             trailer = writer.close()
