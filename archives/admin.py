@@ -2,8 +2,9 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from archives import admin_views
-from archives.models import Archive, RestoreJob
+from archives import admin_restore, admin_views
+from archives.models import Archive, ArchiveEvent, RestoreJob
+from archives.services.history import record_event
 from strix.fractals.admin import FractalAdmin
 from strix.fractals.models import Fractal
 
@@ -36,14 +37,15 @@ class ReadOnlyScopedAdmin(admin.ModelAdmin):
 @admin.register(Archive)
 class ArchiveAdmin(ReadOnlyScopedAdmin):
     list_display = ["created_at", "fractal", "kind", "status", "row_count", "size_bytes", "requested_by"]
-    list_filter = ["status", "kind", "fractal"]
+    # RelatedOnly: the filter lists only fractals the (scoped) list holds, never another's name.
+    list_filter = ["status", "kind", ("fractal", admin.RelatedOnlyFieldListFilter)]
 
 
 @admin.register(RestoreJob)
 class RestoreJobAdmin(ReadOnlyScopedAdmin):
     fractal_field = "target"
     list_display = ["created_at", "target", "archive", "clear_existing", "status", "rows_restored", "requested_by"]
-    list_filter = ["status"]
+    list_filter = ["status", ("target", admin.RelatedOnlyFieldListFilter)]
 
 
 admin.site.unregister(Fractal)
@@ -61,6 +63,12 @@ class FractalWithManageAdmin(FractalAdmin):
             '<a class="button" href="{}">Manage</a>', reverse("admin:fractals_fractal_manage", args=[fractal.pk])
         )
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and {"archive_schedule", "max_archives"} & set(form.changed_data):
+            detail = f"{obj.get_archive_schedule_display()}, max {obj.max_archives or 'all'} (settings form)"
+            record_event(obj.pk, ArchiveEvent.Action.SCHEDULE, "saved", detail, request.user)
+
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
@@ -70,5 +78,19 @@ class FractalWithManageAdmin(FractalAdmin):
                 name="fractals_fractal_manage",
             ),
             path("<uuid:fractal_id>/manage/status/", wrap(admin_views.status), name="fractals_fractal_manage_status"),
+            path(
+                "<uuid:fractal_id>/manage/restore/<uuid:archive_id>/",
+                wrap(
+                    lambda request, fractal_id, archive_id: admin_restore.restore_step(
+                        request, fractal_id, archive_id, self.admin_site
+                    )
+                ),
+                name="fractals_fractal_restore",
+            ),
+            path(
+                "<uuid:fractal_id>/manage/restore/<uuid:archive_id>/summary/",
+                wrap(admin_restore.restore_summary),
+                name="fractals_fractal_restore_summary",
+            ),
             *super().get_urls(),
         ]

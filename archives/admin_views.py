@@ -1,33 +1,95 @@
-"""The fractal "Manage" page of the admin: archive now, restore, delete, with live status. Thin: the
-services decide; these views only translate requests and messages."""
+"""The fractal's Manage tab in the admin: Archives (Create Archive, Restore, Verify, Delete, Cancel),
+Archive Schedule, restores and history, with live status. Thin: the services decide; these views only
+translate requests into service calls and messages."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from archives import services
-from archives.models import Archive, RestoreJob
+from archives.models import Archive, ArchiveEvent, FractalClaim, RestoreJob
+from archives.services.schedule import archives_beyond, next_due, set_schedule
 from strix import logstore
 from strix.errors import OperatorError
-from strix.fractals.models import Fractal
+from strix.fractals.models import ArchiveSchedule, Fractal
+
+RESTORES_SHOWN = 20
+EVENTS_SHOWN = 50
 
 
-def _fractal_for(request, fractal_id) -> Fractal:
+def fractal_for(request, fractal_id) -> Fractal:
+    """The fractal, if the user administers it; otherwise it does not exist for them (404)."""
     fractal = Fractal.objects.administered_by(request.user).filter(pk=fractal_id).first()
     if fractal is None:
         raise Http404("No such fractal.")
     return fractal
 
 
+def manage_url(fractal) -> str:
+    return reverse("admin:fractals_fractal_manage", args=[fractal.pk])
+
+
+def _restores(fractal: Fractal):
+    """Restores into this fractal and from its archives (a restore shows on both tabs)."""
+    jobs = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(archive__fractal=fractal)
+    return jobs.select_related("archive", "target", "requested_by", "archive__fractal").order_by("-created_at")[
+        :RESTORES_SHOWN
+    ]
+
+
+def _rows_context(request, fractal: Fractal) -> dict:
+    claim = FractalClaim.objects.filter(fractal=fractal).first()
+    archives = list(Archive.objects.filter(fractal=fractal).select_related("requested_by"))
+    reading = set(
+        RestoreJob.objects.filter(archive__in=archives, status__in=RestoreJob.ACTIVE).values_list(
+            "archive_id", flat=True
+        )
+    )
+    for archive in archives:
+        archive.in_use_reason = _in_use_reason(archive, reading)
+    return {
+        "fractal": fractal,
+        "archives": archives,
+        "restores": _restores(fractal),
+        "busy_reason": _busy_reason(claim),
+        "now": timezone.now(),
+    }
+
+
+def _busy_reason(claim) -> str:
+    if claim is None:
+        return ""
+    what = "an archive" if claim.archive_id else "a restore" if claim.restore_id else "retention"
+    return f"Disabled: {what} is running for this fractal."
+
+
+def _in_use_reason(archive: Archive, reading: set) -> str:
+    if archive.is_active:
+        return "Disabled: this archive is still being made."
+    if archive.pk in reading:
+        return "Disabled: a restore is reading this archive."
+    if archive.verification == Archive.Verification.VERIFYING:
+        return "Disabled: this archive is being verified."
+    return ""
+
+
 def manage(request, fractal_id, admin_site):
-    fractal = _fractal_for(request, fractal_id)
+    fractal = fractal_for(request, fractal_id)
     if request.method == "POST":
-        _act(request, fractal)
-        return redirect(reverse("admin:fractals_fractal_manage", args=[fractal.pk]))
+        response = _act(request, fractal, admin_site)
+        if response is not None:
+            return response
+        return redirect(manage_url(fractal))
+    return _page(request, fractal, admin_site)
+
+
+def _page(request, fractal, admin_site, schedule_form=None, pending_prune=()):
     try:
         row_count = logstore.count_rows(str(fractal.id))
     except logstore.LogStoreError as e:
@@ -35,50 +97,101 @@ def manage(request, fractal_id, admin_site):
         messages.error(request, str(e))
     context = {
         **admin_site.each_context(request),
-        "title": f"Manage {fractal.name}",
-        "fractal": fractal,
+        **_rows_context(request, fractal),
+        "title": f"{fractal.name}: Manage",
+        "original": fractal,
         "row_count": row_count,
-        "archives": Archive.objects.filter(fractal=fractal).select_related("requested_by"),
-        "restores": RestoreJob.objects.filter(target=fractal).select_related("archive", "requested_by")[:20],
-        "targets": Fractal.objects.administered_by(request.user),
+        "schedules": ArchiveSchedule.choices,
+        "schedule_form": schedule_form or {"schedule": fractal.archive_schedule, "max_archives": fractal.max_archives},
+        "pending_prune": pending_prune,
+        "next_due": next_due(fractal),
+        "events": ArchiveEvent.objects.filter(fractal=fractal).select_related("user")[:EVENTS_SHOWN],
         "opts": Fractal._meta,
-        "busy": hasattr(fractal, "claim"),
     }
     return TemplateResponse(request, "admin/archives/manage.html", context)
 
 
-def _act(request, fractal: Fractal) -> None:
+def _archive_of(request, fractal) -> Archive:
+    return get_object_or_404(Archive, pk=request.POST.get("archive"), fractal=fractal)
+
+
+def _job_of(request, fractal):
+    job_id = request.POST.get("job")
+    job = Archive.objects.filter(pk=job_id, fractal=fractal).first()
+    if job is None:
+        restores = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(archive__fractal=fractal)
+        job = restores.filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def _act(request, fractal: Fractal, admin_site):
     action = request.POST.get("action")
     try:
         if action == "archive":
             archive = services.request_archive(request.user, fractal)
-            messages.success(request, f"Archive {archive.id} queued.")
-        elif action == "restore":
-            archive = get_object_or_404(Archive, pk=request.POST.get("archive"), fractal=fractal)
-            target = _fractal_for(request, request.POST.get("target") or fractal.pk)
-            append = request.POST.get("mode") == "append"
-            job = services.request_restore(request.user, archive, target=target, clear_existing=not append)
-            how = "appended to" if append else "replacing the logs of"
-            messages.success(request, f"Restore {job.id} queued, {how} fractal {target.name}.")
+            messages.success(request, f"Archive {archive.short_id} queued.")
+        elif action == "verify":
+            archive = services.request_verify(request.user, _archive_of(request, fractal))
+            messages.success(request, f"Verifying archive {archive.short_id} in the background.")
         elif action == "delete":
-            archive = get_object_or_404(Archive, pk=request.POST.get("archive"), fractal=fractal)
+            archive = _archive_of(request, fractal)
             services.delete_archive(request.user, archive)
-            messages.success(request, f"Archive {archive.id} and its file were deleted.")
+            messages.success(request, f"Archive {archive.short_id} and its stored file were deleted.")
+        elif action == "cancel":
+            messages.success(request, services.cancel_job(request.user, _job_of(request, fractal)))
+        elif action == "schedule":
+            return _save_schedule(request, fractal, admin_site)
         else:
             messages.error(request, "Unknown action.")
     except OperatorError as e:
         messages.error(request, str(e))
+    return None
+
+
+def _save_schedule(request, fractal: Fractal, admin_site):
+    schedule = request.POST.get("schedule", "")
+    raw_max = request.POST.get("max_archives", "").strip()
+    form = {"schedule": schedule, "max_archives": raw_max}
+    try:
+        max_archives = int(raw_max) if raw_max else None
+    except ValueError:
+        messages.error(request, "Maximum Archives must be a whole number, or empty to keep all.")
+        return _page(request, fractal, admin_site, schedule_form=form)
+    beyond = archives_beyond(fractal, max_archives)
+    if beyond and request.POST.get("confirm_prune") != "yes":
+        return _page(request, fractal, admin_site, schedule_form=form, pending_prune=beyond)
+    set_schedule(request.user, fractal, schedule, max_archives)
+    note = f"; the next archive deletes {len(beyond)} of the oldest" if beyond else ""
+    messages.success(request, f"Archive Schedule saved: {fractal.get_archive_schedule_display()}{note}.")
+    return None
 
 
 def status(request, fractal_id):
-    """Live status of the fractal's jobs, polled by the Manage page."""
-    fractal = _fractal_for(request, fractal_id)
-    fields = ("id", "status", "progress_rows", "expected_rows", "error")
-    archives = Archive.objects.filter(fractal=fractal).values(*fields)
-    restores = RestoreJob.objects.filter(target=fractal).values(*fields)[:20]
+    """Live status for the Manage tab: the rows as HTML (swapped in place) and each job's state."""
+    fractal = fractal_for(request, fractal_id)
+    context = _rows_context(request, fractal)
+    jobs = [*context["archives"], *context["restores"]]
     return JsonResponse(
         {
-            "busy": hasattr(fractal, "claim"),
-            "jobs": [{**job, "id": str(job["id"])} for job in [*archives, *restores]],
+            "busy": bool(context["busy_reason"]),
+            "busy_reason": context["busy_reason"],
+            "archives_html": render_to_string("admin/archives/_archive_rows.html", context, request),
+            "restores_html": render_to_string("admin/archives/_restore_rows.html", context, request),
+            "jobs": [
+                {
+                    "id": str(job.pk),
+                    "short_id": job.short_id,
+                    "kind": "archive" if isinstance(job, Archive) else "restore",
+                    "status": job.status,
+                    "label": job.get_status_display(),
+                    "verification": getattr(job, "verification", ""),
+                    "progress_rows": job.progress_rows,
+                    "expected_rows": job.expected_rows,
+                    "error": job.error,
+                }
+                for job in jobs
+            ],
         }
     )

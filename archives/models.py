@@ -25,6 +25,8 @@ class OperationRecord(models.Model):
     fence = models.BigIntegerField(default=0, editable=False)
     # When progress_rows last moved: a job alive but stuck is failed after STRIX_JOB_STALL_SECONDS.
     progress_at = models.DateTimeField(null=True, blank=True)
+    # Set by Cancel (or Flower's Terminate): the worker stops at its next block and ends "Cancelled".
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     ACTIVE: tuple = ()
 
@@ -35,6 +37,10 @@ class OperationRecord(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def short_id(self) -> str:
+        return str(self.pk)[:8]
 
 
 class Archive(OperationRecord):
@@ -47,6 +53,13 @@ class Archive(OperationRecord):
         ARCHIVING = "archiving", "Archiving"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Verification(models.TextChoices):
+        NONE = "", "Not verified"
+        VERIFYING = "verifying", "Verifying"
+        VERIFIED = "verified", "Verified"
+        DAMAGED = "damaged", "Damaged"
 
     ACTIVE = (Status.PENDING, Status.ARCHIVING)
 
@@ -65,6 +78,10 @@ class Archive(OperationRecord):
     # every row counted is in the archive. Retention deletes a day only while the log store still
     # matches these figures (see retention.py). Recorded for fractals with a retention policy.
     day_checksums = models.JSONField(default=dict, blank=True, editable=False)
+    # Verify re-authenticates the stored file in the background; a damaged archive cannot be restored.
+    verification = models.CharField(max_length=10, choices=Verification.choices, default="", blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    damage = models.TextField(blank=True, help_text="why the stored file failed verification")
 
     def __str__(self):
         return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
@@ -76,6 +93,7 @@ class RestoreJob(OperationRecord):
         RESTORING = "restoring", "Restoring"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     ACTIVE = (Status.PENDING, Status.RESTORING)
 
@@ -124,3 +142,29 @@ class FractalClaim(models.Model):
     def __str__(self):
         job = "archive" if self.archive_id else "restore" if self.restore_id else "retention"
         return f"{self.fractal} busy with {job}"
+
+
+class ArchiveEvent(models.Model):
+    """The history of a fractal's archives: who did what, when, and how it ended (the Manage tab)."""
+
+    class Action(models.TextChoices):
+        ARCHIVE = "archive", "Archive"
+        RESTORE = "restore", "Restore"
+        DELETE = "delete", "Delete"
+        CANCEL = "cancel", "Cancel"
+        PRUNE = "prune", "Prune (Maximum Archives)"
+        SCHEDULE = "schedule", "Schedule change"
+        VERIFY = "verify", "Verify"
+
+    fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="archive_events")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    outcome = models.CharField(max_length=20, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}: {self.detail}"

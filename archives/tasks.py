@@ -1,32 +1,35 @@
 """Celery tasks: thin wrappers that pass ids to the archive services and report progress."""
 
-from celery import shared_task
+from celery import shared_task, signals
 
 from archives import services
+from archives.services.cancel import cancel_revoked
 from archives.services.errors import JobFailed
-from archives.services.queue import ARCHIVE_TASK, RESTORE_TASK
+from archives.services.queue import ARCHIVE_TASK, RESTORE_TASK, VERIFY_TASK
 from archives.services.retention import enforce_all
+from archives.services.verify import run_verify
 
 
-def _progress_reporter(task):
+def _progress_reporter(task, fractal: str | None):
     def report(done: int, expected: int | None) -> None:
         if task.request.id:  # also callable outside a worker (eager or direct calls)
-            task.update_state(state="PROGRESS", meta={"rows_done": done, "rows_expected": expected})
+            meta = {"rows_done": done, "rows_expected": expected, "fractal": fractal}
+            task.update_state(state="PROGRESS", meta=meta)
 
     return report
 
 
 @shared_task(bind=True, name=ARCHIVE_TASK, acks_late=True)
-def archive_fractal(self, archive_id: str) -> dict:
-    archive = services.run_archive(archive_id, on_progress=_progress_reporter(self))
+def archive_fractal(self, archive_id: str, fractal: str | None = None) -> dict:
+    archive = services.run_archive(archive_id, on_progress=_progress_reporter(self, fractal))
     if archive.status == archive.Status.FAILED:
         raise JobFailed(archive.error)
     return {"archive_id": archive_id, "status": archive.status, "rows": archive.row_count}
 
 
 @shared_task(bind=True, name=RESTORE_TASK, acks_late=True)
-def restore_archive(self, job_id: str) -> dict:
-    job = services.run_restore(job_id, on_progress=_progress_reporter(self))
+def restore_archive(self, job_id: str, fractal: str | None = None) -> dict:
+    job = services.run_restore(job_id, on_progress=_progress_reporter(self, fractal))
     if job.status == job.Status.FAILED:
         raise JobFailed(job.error)
     return {"job_id": job_id, "status": job.status, "rows": job.rows_restored}
@@ -48,3 +51,16 @@ def enforce_retention() -> dict:
         r.fractal: {"deleted_days": r.deleted_days, "kept_days": r.kept_days, "held_days": r.held_days}
         for r in enforce_all()
     }
+
+
+@shared_task(name=VERIFY_TASK)
+def verify_archive(archive_id: str, fractal: str | None = None) -> dict:
+    archive = run_verify(archive_id)
+    return {"archive_id": archive_id, "verification": archive.verification, "damage": archive.damage}
+
+
+@signals.task_revoked.connect
+def _cancel_the_job_of_a_revoked_task(sender=None, request=None, terminated=False, **kwargs):
+    """Flower's Terminate (and Revoke) cancel the job, as its Cancel button does."""
+    if request is not None and sender is not None and sender.name in (ARCHIVE_TASK, RESTORE_TASK):
+        cancel_revoked(request.id, terminated)

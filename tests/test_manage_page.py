@@ -1,11 +1,13 @@
-"""The fractal Manage page in the admin: actions go through the services, scoped to the user."""
+"""The fractal's Manage tab in the admin: actions go through the services, scoped to the user."""
 
 import pytest
 from django.urls import reverse
 
-from archives.models import Archive, RestoreJob
+from archives import services
+from archives.models import Archive, ArchiveEvent, RestoreJob
 from strix import logstore
 from tests.celery_worker import wait_for_job
+from tests.jobs import archive_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -14,7 +16,11 @@ def manage_url(fractal):
     return reverse("admin:fractals_fractal_manage", args=[fractal.pk])
 
 
-def test_manage_page_archives_restores_and_deletes_through_a_worker(
+def restore_url(archive):
+    return reverse("admin:fractals_fractal_restore", args=[archive.fractal_id, archive.pk])
+
+
+def test_manage_tab_archives_restores_and_deletes_through_a_worker(
     client, celery_worker, make_user, make_fractal, seed_rows
 ):
     source, target = make_fractal("page-source"), make_fractal("page-target")
@@ -22,43 +28,103 @@ def test_manage_page_archives_restores_and_deletes_through_a_worker(
     client.force_login(make_user(administers=[source, target]))
 
     page = client.get(manage_url(source))
-    assert page.status_code == 200 and b"2,000" in page.content and b"Archive now" in page.content
+    assert page.status_code == 200 and b"2,000" in page.content and b"Create Archive" in page.content
+    for section in (b">Archives<", b">Archive Schedule<", b">Restores<", b">History<"):
+        assert section in page.content
 
     client.post(manage_url(source), {"action": "archive"})
     archive = wait_for_job(Archive.objects.get(fractal=source))
     assert archive.status == Archive.Status.COMPLETED
     status = client.get(reverse("admin:fractals_fractal_manage_status", args=[source.pk])).json()
     assert status["jobs"][0]["status"] == "completed" and status["busy"] is False
+    assert "Manual" in status["archives_html"] and archive.short_id in status["archives_html"]
 
-    client.post(manage_url(source), {"action": "restore", "archive": archive.pk, "target": target.pk, "mode": "append"})
+    step = client.get(restore_url(archive))
+    assert step.context["plan"].target == source and step.context["plan"].clear_existing  # the defaults
+    client.post(restore_url(archive), {"target": target.pk})  # "Clear existing logs" unchecked: append
     job = wait_for_job(RestoreJob.objects.get(target=target))
-    assert job.status == RestoreJob.Status.COMPLETED
+    assert job.status == RestoreJob.Status.COMPLETED and not job.clear_existing
     assert logstore.count_rows(str(target.id)) == 2_000
+    assert job.short_id.encode() in client.get(manage_url(source)).content  # shown on the source's tab
+    assert job.short_id.encode() in client.get(manage_url(target)).content  # and on the target's
 
     client.post(manage_url(source), {"action": "delete", "archive": archive.pk})
     assert not Archive.objects.filter(pk=archive.pk).exists()
+    actions = set(ArchiveEvent.objects.filter(fractal=source).values_list("action", "outcome"))
+    assert {
+        ("archive", "requested"),
+        ("archive", "completed"),
+        ("restore", "requested"),
+        ("delete", "deleted"),
+    } <= actions
 
 
-def test_manage_page_of_a_fractal_not_administered_is_not_found(client, make_user, make_fractal):
-    mine, theirs = make_fractal(), make_fractal()
+def test_the_restore_step_summarises_a_replace_and_asks_for_the_targets_name(
+    client, make_user, make_fractal, seed_rows
+):
+    source, target = make_fractal("sum-source"), make_fractal("sum-target")
+    seed_rows(source, 300, seed=1)
+    seed_rows(target, 200, seed=2)
+    user = make_user(administers=[source, target])
+    archive = archive_in_process(user, source)
+    client.force_login(user)
+
+    summary = client.get(
+        reverse("admin:fractals_fractal_restore_summary", args=[source.pk, archive.pk]),
+        {"target": target.pk, "clear_existing": "on"},
+    ).json()
+    assert (
+        summary["summary"].startswith("Will delete 200 rows (")
+        and "of fractal sum-target, then insert 300" in summary["summary"]
+    )
+    assert summary["needs_typed_name"] is True
+
+    page = client.post(restore_url(archive), {"target": target.pk, "clear_existing": "on", "confirm_name": "wrong"})
+    assert b"Type the name of fractal sum-target" in page.content
+    assert not RestoreJob.objects.exists()  # nothing sent without the name
+    client.post(restore_url(archive), {"target": target.pk, "clear_existing": "on", "confirm_name": "sum-target"})
+    assert RestoreJob.objects.get().clear_existing
+
+
+def test_lowering_maximum_archives_shows_what_it_would_delete_and_asks_first(client, make_user, make_fractal):
+    fractal = make_fractal("prune-page")
+    user = make_user(administers=[fractal])
+    made = [archive_in_process(user, fractal) for _ in range(3)]
+    client.force_login(user)
+
+    page = client.post(manage_url(fractal), {"action": "schedule", "schedule": "daily", "max_archives": "1"})
+    assert page.status_code == 200 and [a.pk for a in page.context["pending_prune"]] == [made[0].pk, made[1].pk]
+    fractal.refresh_from_db()
+    assert fractal.max_archives is None  # not saved yet
+    client.post(
+        manage_url(fractal), {"action": "schedule", "schedule": "daily", "max_archives": "1", "confirm_prune": "yes"}
+    )
+    fractal.refresh_from_db()
+    assert (fractal.archive_schedule, fractal.max_archives) == ("daily", 1)
+    assert ArchiveEvent.objects.filter(fractal=fractal, action="schedule").exists()
+
+
+def test_a_user_administering_only_a_gets_404_for_everything_of_b_and_never_sees_its_name(
+    client, make_user, make_fractal
+):
+    mine, theirs = make_fractal("scope-mine"), make_fractal("scope-theirs-secret")
+    theirs_archive = archive_in_process(None, theirs)
     client.force_login(make_user(administers=[mine]))
     assert client.get(manage_url(theirs)).status_code == 404
-    assert client.post(manage_url(theirs), {"action": "archive"}).status_code == 404
-    assert not Archive.objects.exists()
-
-
-def test_restore_into_a_fractal_not_administered_is_refused(client, make_user, make_fractal):
-    mine, theirs = make_fractal(), make_fractal()
-    archive = Archive.objects.create(fractal=mine, status=Archive.Status.COMPLETED, row_count=0)
-    client.force_login(make_user(administers=[mine]))
-    response = client.post(manage_url(mine), {"action": "restore", "archive": archive.pk, "target": theirs.pk})
-    assert response.status_code == 404
-    assert not RestoreJob.objects.exists()
+    assert client.get(reverse("admin:fractals_fractal_manage_status", args=[theirs.pk])).status_code == 404
+    assert client.get(restore_url(theirs_archive)).status_code == 404
+    for action in ("archive", "verify", "delete", "cancel"):
+        payload = {"action": action, "archive": theirs_archive.pk, "job": theirs_archive.pk}
+        assert client.post(manage_url(theirs), payload).status_code == 404
+    assert client.post(manage_url(mine), {"action": "verify", "archive": theirs_archive.pk}).status_code == 404
+    mine_archive = archive_in_process(None, mine)
+    assert client.post(restore_url(mine_archive), {"target": theirs.pk}).status_code == 404
+    assert Archive.objects.filter(pk=theirs_archive.pk, verification="").exists()
+    for url in (manage_url(mine), restore_url(mine_archive), reverse("admin:archives_archive_changelist")):
+        assert b"scope-theirs-secret" not in client.get(url).content
 
 
 def test_busy_fractal_shows_the_busy_message(client, make_user, make_fractal):
-    from archives import services
-
     fractal = make_fractal("busy-page")
     services.request_archive(None, fractal, enqueue=False)
     client.force_login(make_user(superuser=True))
@@ -66,10 +132,11 @@ def test_busy_fractal_shows_the_busy_message(client, make_user, make_fractal):
     shown = [str(m) for m in response.context["messages"]]
     assert shown == ["an archive or restore is already running for fractal busy-page"]
     assert Archive.objects.count() == 1
+    assert b"Disabled: an archive is running for this fractal." in response.content
 
 
-def test_the_fractal_page_links_to_its_manage_page(client, make_user, make_fractal):
+def test_the_fractal_page_has_a_manage_tab(client, make_user, make_fractal):
     fractal = make_fractal()
     client.force_login(make_user(administers=[fractal]))
     page = client.get(reverse("admin:fractals_fractal_change", args=[fractal.pk]))
-    assert manage_url(fractal).encode() in page.content
+    assert manage_url(fractal).encode() in page.content and b">Manage</a>" in page.content

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from archives.models import Archive
+from archives.models import Archive, ArchiveEvent
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, release_claim, require
 from archives.services.delete import prune_archives
-from archives.services.errors import require_admin
+from archives.services.errors import JobCancelled, require_admin
+from archives.services.history import record_event
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from archives.services.queue import ARCHIVE_TASK, enqueue_after_commit
 from strix import failpoints, logstore
@@ -41,8 +42,9 @@ def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enq
         return archive
 
     archive = claim_fractal(fractal, create, "archive")
+    record_event(fractal.pk, ArchiveEvent.Action.ARCHIVE, "requested", f"{kind} archive {archive.short_id}", user)
     if enqueue:
-        enqueue_after_commit(ARCHIVE_TASK, archive.id)
+        enqueue_after_commit(ARCHIVE_TASK, archive.id, fractal.name)
     return archive
 
 
@@ -63,6 +65,9 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
             log.warning("archive %s of %s stopped, writing nothing more: %s", archive.id, archive.fractal.name, e)
             archive.refresh_from_db()  # the record is the new owner's; report what it says
             return archive
+        if isinstance(e, JobCancelled):
+            _fail(archive, claim, store, str(e), Archive.Status.CANCELLED)
+            return archive
         log.exception("archive %s of fractal %s failed", archive.id, archive.fractal.name)
         _fail(archive, claim, store, str(e) or e.__class__.__name__)
         return archive
@@ -80,6 +85,12 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
         archive.refresh_from_db()
         return archive
     log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
+    record_event(
+        archive.fractal_id,
+        ArchiveEvent.Action.ARCHIVE,
+        "completed",
+        f"archive {archive.short_id}: {result['row_count']:,} rows",
+    )
     try:
         prune_archives(archive.fractal, claim)  # only once the new archive is safely stored
     except Exception as e:  # the archive itself is complete; pruning is retried after the next one
@@ -88,11 +99,12 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
     return archive
 
 
-def _fail(archive: Archive, claim: Claim, store, error: str) -> None:
+def _fail(archive: Archive, claim: Claim, store, error: str, status=Archive.Status.FAILED) -> None:
     try:
         require(claim)
         store.discard_partial(archive.file_name)
-        finish_job(archive, claim, Archive.Status.FAILED, error=error)
+        finish_job(archive, claim, status, error=error)
+        record_event(archive.fractal_id, ArchiveEvent.Action.ARCHIVE, status, f"archive {archive.short_id}: {error}")
     except ClaimLost as lost:
         log.warning("archive %s: %s; its outcome is the reaper's to record", archive.id, lost)
 

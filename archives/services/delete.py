@@ -6,9 +6,10 @@ import logging
 
 from django.db import transaction
 
-from archives.models import Archive, RestoreJob
+from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services.claims import Claim, require
 from archives.services.errors import ArchiveInUse, require_admin
+from archives.services.history import record_event
 from strix.fractals.models import Fractal
 from strix.storage import get_store
 
@@ -29,11 +30,15 @@ def delete_archive(user, archive: Archive, claim: Claim | None = None) -> None:
             raise ArchiveInUse(f"archive {archive.id} is still {archive.status}; wait for it to finish.")
         if RestoreJob.objects.filter(archive=archive, status__in=RestoreJob.ACTIVE).exists():
             raise ArchiveInUse(f"a restore is reading archive {archive.id}; delete it after the restore has finished.")
+        if archive.verification == Archive.Verification.VERIFYING:
+            raise ArchiveInUse(f"archive {archive.short_id} is being verified; delete it when that has finished.")
         if claim is not None:
             require(claim)
         if archive.file_name:
             get_store("archives").delete(archive.file_name)
         archive.delete()
+    if user is not None:
+        record_event(archive.fractal_id, ArchiveEvent.Action.DELETE, "deleted", f"archive {archive.short_id}", user)
 
 
 def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
@@ -53,4 +58,7 @@ def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
             log.info("kept archive %s beyond max_archives of %s: %s", archive.id, fractal.name, e)
     if deleted:
         log.info("pruned %d archives of %s (max_archives=%d)", len(deleted), fractal.name, fractal.max_archives)
+        names = ", ".join(archive_id[:8] for archive_id in deleted)
+        detail = f"Maximum Archives {fractal.max_archives}: deleted the oldest, {names}"
+        record_event(fractal.pk, ArchiveEvent.Action.PRUNE, "deleted", detail)
     return deleted

@@ -20,6 +20,10 @@ class ArchiveInUse(ArchiveError):
     pass
 
 
+class JobCancelled(ArchiveError):
+    """Raised in the worker at its next block once a user asked to cancel the job."""
+
+
 class JobFailed(ArchiveError):
     """Raised by tasks after the record was marked failed, so that Celery and Flower show FAILURE."""
 

@@ -15,6 +15,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from archives.services.claims import Claim, ClaimLost, release_claim, write_job
+from archives.services.errors import JobCancelled
 from strix import locks, logstore
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -86,7 +87,7 @@ class Heartbeat:
         if self.lost is None:
             try:
                 self._beat()
-            except ClaimLost as e:
+            except (ClaimLost, JobCancelled) as e:
                 self.lost = e
 
     def progress(self, done: int, expected: int | None = None) -> None:
@@ -109,13 +110,15 @@ class Heartbeat:
             fields["progress_at"] = now
         write_job(self.job, self.claim, **fields)
         self._beaten_done = self.done
+        if type(self.job).objects.filter(pk=self.job.pk, cancel_requested_at__isnull=False).exists():
+            raise JobCancelled("cancelled by a user; nothing it wrote was kept")
 
     def _run(self) -> None:
         try:
             while not self._stop.wait(self.interval):
                 try:
                     self._beat()
-                except ClaimLost as e:
+                except (ClaimLost, JobCancelled) as e:
                     self.lost = e
                     return
                 except Exception:  # a database hiccup must not stop the lock renewals

@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from archives.models import Archive, FractalClaim, RestoreJob
+from archives.models import Archive, ArchiveEvent, FractalClaim, RestoreJob
 from archives.services import promote
 from archives.services.claims import (
     PENDING_LOCK_TTL,
@@ -26,6 +26,7 @@ from archives.services.claims import (
     take_over_claim,
     write_job,
 )
+from archives.services.history import record_event
 from archives.services.jobs import finish_job, stall_seconds
 from strix import locks, logstore
 from strix.storage import StorageError, get_store
@@ -76,7 +77,8 @@ def reap_stale_jobs(now=None) -> list[str]:
     return reaped
 
 
-def _reap(job, reason: str, blocked: set[str]) -> bool:
+def _reap(job, reason: str, blocked: set[str], ended_as: str = "failed") -> bool:
+    """Take ``job`` over and end it (``ended_as``: failed, or cancelled for Flower's Terminate)."""
     claim = take_over(job)
     if claim is None:
         return False  # it ended or was taken over meanwhile
@@ -84,13 +86,22 @@ def _reap(job, reason: str, blocked: set[str]) -> bool:
         store = get_store("archives")
         store.discard_partial(job.file_name)
         store.delete(job.file_name)  # an unfinished archive's file, should its upload have completed
-        finish_job(job, claim, Archive.Status.FAILED, error=reason)
+        finish_job(job, claim, ended_as, error=reason)
+        record_event(job.fractal_id, ArchiveEvent.Action.ARCHIVE, ended_as, f"archive {job.short_id}: {reason}")
     elif not promote.is_committed(job):
-        finish_job(job, claim, RestoreJob.Status.FAILED, error=reason)
+        finish_job(job, claim, ended_as, error=reason)
+        record_event(job.target_id, ArchiveEvent.Action.RESTORE, ended_as, f"restore {job.short_id}: {reason}")
         _drop_quietly(job.staging_table, blocked)  # the old worker's; if blocked, the next pass retries
     else:
         _finish_promotion(job, claim)
     return True
+
+
+def end_terminated_job(job, reason: str) -> bool:
+    """A job whose worker process was killed on purpose (Flower's Terminate): end it Cancelled now,
+    cleaning up as for a dead worker, instead of waiting for the lock to lapse."""
+    with logstore.bounded(STATEMENT_BOUND_SECONDS):
+        return _reap(job, reason, set(), ended_as="cancelled")
 
 
 def _finish_promotion(job: RestoreJob, claim: Claim) -> None:

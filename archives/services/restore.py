@@ -17,25 +17,21 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from archives.models import Archive, RestoreJob
+from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services import promote
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, require, write_job
-from archives.services.errors import NotRestorable, require_admin
+from archives.services.errors import JobCancelled, NotRestorable, require_admin
+from archives.services.history import record_event
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from archives.services.queue import RESTORE_TASK, enqueue_after_commit
+from archives.services.stored_file import RestoreMismatch, check_header, check_trailer
 from strix import failpoints, locks, logstore
 from strix.crypto.container import ContainerReader
-from strix.crypto.errors import ContainerError
 from strix.crypto.keys import Keyring
-from strix.errors import OperatorError
 from strix.fractals.models import Fractal
 from strix.storage import get_store
 
 log = logging.getLogger(__name__)
-
-
-class RestoreMismatch(OperatorError):
-    """The stored file is not the one the record describes, or holds other rows than it promised."""
 
 
 def request_restore(
@@ -51,6 +47,8 @@ def request_restore(
         require_admin(user, target)
     if archive.status != Archive.Status.COMPLETED:
         raise NotRestorable(f"archive {archive.id} is {archive.status}; only completed archives can be restored.")
+    if archive.verification == Archive.Verification.DAMAGED:
+        raise NotRestorable(f"archive {archive.short_id} is damaged ({archive.damage}); it cannot be restored.")
 
     def create(token: str, fence: int) -> RestoreJob:
         job = RestoreJob.objects.create(
@@ -69,8 +67,12 @@ def request_restore(
         return job
 
     job = claim_fractal(target, create, "restore")
+    mode = "replace" if clear_existing else "append"
+    detail = f"restore {job.short_id} of archive {archive.short_id} ({archive.fractal.name}) into {target.name}, {mode}"
+    for fractal_id in {archive.fractal_id, target.pk}:
+        record_event(fractal_id, ArchiveEvent.Action.RESTORE, "requested", detail, user)
     if enqueue:
-        enqueue_after_commit(RESTORE_TASK, job.id)
+        enqueue_after_commit(RESTORE_TASK, job.id, target.name)
     return job
 
 
@@ -95,6 +97,7 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
             hold_until=timezone.now() + timedelta(days=settings.STRIX_RESTORE_HOLD_DAYS),
         )  # fmt: skip
         log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
+        record_event(job.target_id, ArchiveEvent.Action.RESTORE, "completed", f"restore {job.short_id}: {rows:,} rows")
         return job
     except Exception as e:
         if isinstance(e, ClaimLost) or not holds(claim):
@@ -107,11 +110,13 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
         keep_staging = isinstance(e, promote.PromotionUnclear)
         log.warning("restore %s into %s failed: %s", job.id, job.target.name, e)
         error = str(e) or e.__class__.__name__
+        ended = RestoreJob.Status.CANCELLED if isinstance(e, JobCancelled) else RestoreJob.Status.FAILED
     try:
         require(claim)  # a taken-over job's staging table and record belong to the reaper now
         if not keep_staging:
             logstore.drop_table(job.staging_table)
-        finish_job(job, claim, RestoreJob.Status.FAILED, error=error)
+        finish_job(job, claim, ended, error=error)
+        record_event(job.target_id, ArchiveEvent.Action.RESTORE, ended, f"restore {job.short_id}: {error}")
     except ClaimLost as lost:
         log.warning("restore %s: %s; its outcome is the reaper's to record", job.id, lost)
     return job
@@ -128,29 +133,13 @@ def _leave_to_reaper(job: RestoreJob, claim: Claim, error: Exception) -> None:
     locks.release_fractal_lock(claim.fractal_id, job.lock_token)  # so the reaper need not wait for the TTL
 
 
-def _check_header(job: RestoreJob, header) -> None:
-    archive = job.archive
-    found = {
-        "kind": header.kind,
-        "archive id": header.metadata.get("archive_id"),
-        "fractal id": header.metadata.get("fractal_id"),
-    }
-    expected = {"kind": "archive", "archive id": str(archive.id), "fractal id": str(archive.fractal_id)}
-    for what, value in found.items():
-        if value != expected[what]:
-            raise RestoreMismatch(
-                f"the stored file {archive.file_name} is not this archive's: its {what} is {value or 'missing'}, "
-                f"the record's is {expected[what]}; nothing was restored."
-            )
-
-
 def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
     """Stream the archive into the staging table and verify it; the target is not touched."""
     archive = job.archive
     heartbeat.progress(0, archive.row_count)
     with get_store("archives").open_read(archive.file_name) as source:
         reader = ContainerReader(source, Keyring.from_settings())
-        _check_header(job, reader.header)
+        check_header(archive, reader.header)
         require(claim)
         logstore.create_staging_table(job.staging_table, str(job.target_id))
 
@@ -165,13 +154,7 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
 
         logstore.insert_records(job.staging_table, records())
     trailer = reader.trailer
-    if trailer is None:
-        raise ContainerError("the archive was not read to its end; nothing was restored.")
-    if trailer.rows != archive.row_count:
-        raise RestoreMismatch(
-            f"the stored file holds {trailer.rows} rows but the record of archive {archive.id} says "
-            f"{archive.row_count}; nothing was restored."
-        )
+    check_trailer(archive, trailer)
     staged = logstore.count_table(job.staging_table)
     if staged != trailer.rows:
         raise RestoreMismatch(

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from archives.models import Archive
+from archives.models import Archive, ArchiveEvent
 from archives.services.create import request_archive
-from archives.services.errors import FractalBusy
+from archives.services.errors import ArchiveError, FractalBusy, require_admin
+from archives.services.history import record_event
 from strix.fractals.models import ArchiveSchedule, Fractal
 
 log = logging.getLogger(__name__)
@@ -56,3 +57,45 @@ def scan_schedules(now: datetime | None = None) -> list[Archive]:
         except FractalBusy:
             log.info("scheduled archive of %s postponed: the fractal is busy", fractal.name)
     return started
+
+
+def next_period_start(schedule: str, now: datetime) -> datetime:
+    start = period_start(schedule, now)
+    if schedule == ArchiveSchedule.DAILY:
+        return start + timedelta(days=1)
+    if schedule == ArchiveSchedule.WEEKLY:
+        return start + timedelta(days=7)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def next_due(fractal: Fractal, now: datetime | None = None) -> datetime | None:
+    """When the next scheduled archive of ``fractal`` is due: now (the next scan), or a period start."""
+    now = now or timezone.now()
+    if fractal.archive_schedule == ArchiveSchedule.NEVER:
+        return None
+    if is_due(fractal, now):
+        return now
+    return next_period_start(fractal.archive_schedule, now)
+
+
+def archives_beyond(fractal: Fractal, max_archives: int | None) -> list[Archive]:
+    """The completed archives that Maximum Archives = ``max_archives`` would delete, oldest first."""
+    if not max_archives:
+        return []
+    completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
+    return list(reversed(completed[max_archives:]))
+
+
+def set_schedule(user, fractal: Fractal, schedule: str, max_archives: int | None) -> None:
+    """Save the Archive Schedule section (the caller has shown ``archives_beyond`` and been confirmed)."""
+    require_admin(user, fractal)
+    if schedule not in ArchiveSchedule.values:
+        raise ArchiveError(f"unknown frequency {schedule!r}; choose Never, Daily, Weekly or Monthly.")
+    if max_archives is not None and max_archives < 1:
+        raise ArchiveError("Maximum Archives must be at least 1, or empty to keep all.")
+    before = (fractal.get_archive_schedule_display(), fractal.max_archives)
+    fractal.archive_schedule, fractal.max_archives = schedule, max_archives
+    fractal.save(update_fields=["archive_schedule", "max_archives"])
+    after = (fractal.get_archive_schedule_display(), fractal.max_archives)
+    detail = f"{before[0]}, max {before[1] or 'all'} → {after[0]}, max {after[1] or 'all'}"
+    record_event(fractal.pk, ArchiveEvent.Action.SCHEDULE, "saved", detail, user)

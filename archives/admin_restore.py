@@ -1,0 +1,67 @@
+"""The Restore step of the Manage tab: choose the target and the mode, read what will happen, confirm."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+
+from archives import services
+from archives.admin_views import fractal_for, manage_url
+from archives.models import Archive
+from archives.services.plan import plan_restore
+from strix.errors import OperatorError
+from strix.fractals.models import Fractal
+
+
+def _plan_from(request, source: Fractal, archive: Archive, data):
+    target = fractal_for(request, data.get("target") or source.pk)
+    clear = data.get("clear_existing", "on" if request.method == "GET" and "target" not in data else "") == "on"
+    return plan_restore(archive, target, clear)
+
+
+def restore_step(request, fractal_id, archive_id, admin_site):
+    source = fractal_for(request, fractal_id)
+    archive = get_object_or_404(Archive, pk=archive_id, fractal=source)
+    data = request.POST if request.method == "POST" else request.GET
+    try:
+        plan = _plan_from(request, source, archive, data)
+    except OperatorError as e:
+        messages.error(request, str(e))
+        return redirect(manage_url(source))
+    error = ""
+    if request.method == "POST":
+        if plan.needs_typed_name and request.POST.get("confirm_name", "").strip() != plan.target.name:
+            error = f"Type the name of fractal {plan.target.name} to confirm that its logs are replaced."
+        else:
+            try:
+                job = services.request_restore(request.user, archive, plan.target, clear_existing=plan.clear_existing)
+            except OperatorError as e:
+                error = str(e)
+            else:
+                how = "replacing the logs of" if plan.clear_existing else "appending to"
+                messages.success(request, f"Restore {job.short_id} queued, {how} fractal {plan.target.name}.")
+                return redirect(manage_url(source))
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Restore archive {archive.short_id}",
+        "fractal": source,
+        "original": source,
+        "archive": archive,
+        "plan": plan,
+        "targets": Fractal.objects.administered_by(request.user),
+        "error": error,
+        "opts": Fractal._meta,
+    }
+    return TemplateResponse(request, "admin/archives/restore_step.html", context)
+
+
+def restore_summary(request, fractal_id, archive_id):
+    """The summary for the chosen target and mode, recomputed as the user changes them."""
+    source = fractal_for(request, fractal_id)
+    archive = get_object_or_404(Archive, pk=archive_id, fractal=source)
+    plan = _plan_from(request, source, archive, request.GET)
+    return JsonResponse(
+        {"summary": plan.summary(), "needs_typed_name": plan.needs_typed_name, "target": plan.target.name}
+    )

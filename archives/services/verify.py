@@ -1,0 +1,61 @@
+"""Verify: re-authenticate an archive's stored file in the background, without touching any fractal.
+
+The whole file is read and authenticated chunk by chunk; its header must be the record's (kind,
+archive id, fractal id) and its trailer's rows the record's. The archive then shows "Verified (time)"
+or "Damaged: reason"; a damaged archive cannot be restored.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+
+from archives.models import Archive, ArchiveEvent
+from archives.services.errors import NotRestorable, require_admin
+from archives.services.history import record_event
+from archives.services.queue import VERIFY_TASK, enqueue_after_commit
+from archives.services.stored_file import check_header, check_trailer
+from strix.crypto.container import ContainerReader
+from strix.crypto.keys import Keyring
+from strix.errors import OperatorError
+from strix.storage import get_store
+
+log = logging.getLogger(__name__)
+
+
+def request_verify(user, archive: Archive, enqueue: bool = True) -> Archive:
+    if user is not None:
+        require_admin(user, archive.fractal)
+    if archive.status != Archive.Status.COMPLETED:
+        raise NotRestorable(f"archive {archive.short_id} is {archive.status}; only completed archives are verified.")
+    Archive.objects.filter(pk=archive.pk).update(verification=Archive.Verification.VERIFYING)
+    archive.verification = Archive.Verification.VERIFYING
+    record_event(archive.fractal_id, ArchiveEvent.Action.VERIFY, "requested", f"archive {archive.short_id}", user)
+    if enqueue:
+        enqueue_after_commit(VERIFY_TASK, archive.id, archive.fractal.name)
+    return archive
+
+
+def run_verify(archive_id) -> Archive:
+    archive = Archive.objects.get(pk=archive_id)
+    try:
+        with get_store("archives").open_read(archive.file_name) as source:
+            reader = ContainerReader(source, Keyring.from_settings())
+            check_header(archive, reader.header)
+            for _block in reader:
+                pass
+        check_trailer(archive, reader.trailer)
+    except OperatorError as e:
+        Archive.objects.filter(pk=archive.pk).update(
+            verification=Archive.Verification.DAMAGED, damage=str(e), verified_at=timezone.now()
+        )
+        record_event(archive.fractal_id, ArchiveEvent.Action.VERIFY, "damaged", f"archive {archive.short_id}: {e}")
+        log.warning("archive %s is damaged: %s", archive.id, e)
+    else:
+        Archive.objects.filter(pk=archive.pk).update(
+            verification=Archive.Verification.VERIFIED, damage="", verified_at=timezone.now()
+        )
+        record_event(archive.fractal_id, ArchiveEvent.Action.VERIFY, "verified", f"archive {archive.short_id}")
+    archive.refresh_from_db()
+    return archive
