@@ -62,7 +62,7 @@ WSGI_APPLICATION = "strix.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "strix" / "templates"],  # before the apps': overrides admin/base_site.html
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

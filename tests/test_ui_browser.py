@@ -1,18 +1,27 @@
-"""The fractal Manage page in a real browser (Debian's headless Chromium driven by Selenium), against a
-live server and a real worker: the page follows jobs to completion by itself, without a reload by hand."""
+"""The fractal's Manage tab in a real browser (Debian's headless Chromium driven by Selenium), against a
+live server and a real worker, following the product documentation's steps literally.
+
+The worker here pauses two seconds a few blocks into each archive (a failpoint), so that the page is
+surely seen "Archiving" with its spinner before "Completed"; everything else is as in production.
+"""
 
 import shutil
+import uuid
 
 import pytest
 from django.urls import reverse
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from archives import services
 from archives.models import Archive, RestoreJob
 from strix import logstore
+from strix.storage import get_store
+from tests.celery_worker import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,11 +31,35 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--window-size=1400,1000"):  # fmt: skip
+                 "--disable-component-update", "--no-first-run", "--window-size=1500,1100"):  # fmt: skip
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def ui_worker(tmp_path, settings):
+    """A worker on a queue of its own, which the web enqueues to for this test."""
+    queue = f"ui-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(tmp_path, queue=queue, env={"STRIX_FAILPOINTS": "archive.streaming#2:sleep2"})
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    yield worker
+    worker.stop()
+
+
+class Steps:
+    """Screenshots of each step, saved under the test's temporary directory (paths printed)."""
+
+    def __init__(self, browser, directory):
+        self.browser, self.directory, self.count = browser, directory, 0
+
+    def shot(self, name):
+        self.count += 1
+        path = self.directory / f"{self.count:02d}-{name}.png"
+        self.browser.save_screenshot(str(path))
+        print(f"screenshot: {path}")
 
 
 def login(browser, live_server, username, password):
@@ -38,58 +71,149 @@ def login(browser, live_server, username, password):
     WebDriverWait(browser, 20).until(expected_conditions.presence_of_element_located((By.ID, "user-tools")))
 
 
-def settled(browser) -> bool:
-    """The page has followed every job to its end: nothing running, "Archive now" enabled again."""
-    button = browser.find_element(By.ID, "archive-now")
-    text = browser.find_element(By.ID, "content-main").text
-    running = any(state in text for state in ("Pending", "Archiving", "Restoring"))
-    return button.is_enabled() and not running
+def archive_rows(browser):
+    try:
+        return browser.find_element(By.ID, "archive-rows").text
+    except WebDriverException:  # the rows were swapped while being read: read again next poll
+        return ""
 
 
-def test_archive_restore_and_delete_from_the_manage_page_with_live_status(
-    browser, live_server, celery_worker, make_user, make_fractal, seed_rows
+def console_errors(browser):
+    return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def test_the_documented_archive_schedule_restore_and_delete_steps_in_the_browser(
+    browser, live_server, ui_worker, make_user, make_fractal, seed_rows, tmp_path
 ):
-    source, target = make_fractal("ui-source"), make_fractal("ui-target")
-    seed_rows(source, 20_000)
-    make_user("ui-admin", administers=[source, target], password="ui-password-1")
+    production, investigation = make_fractal("soc-production"), make_fractal("incident-2026-042")
+    seed_rows(production, 20_000, seed=51)
+    seed_rows(investigation, 1_000, seed=52)
+    make_user("ui-admin", administers=[production, investigation], password="ui-password-1")
+    steps = Steps(browser, tmp_path)
     login(browser, live_server, "ui-admin", "ui-password-1")
-    # The page reloads itself when a job changes state, so elements may go stale between two looks.
     wait = WebDriverWait(
-        browser, 60, poll_frequency=0.2, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        browser,
+        90,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException, WebDriverException),
     )
 
-    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[source.pk])}")
-    assert "20,000" in browser.find_element(By.ID, "content-main").text
-    browser.find_element(By.ID, "archive-now").click()
-    # No reload by hand: the page polls the status and shows the completed archive by itself.
-    wait.until(lambda b: "Completed" in b.find_element(By.ID, "archives").text and settled(b))
-    archive = Archive.objects.get(fractal=source)
-    assert archive.status == Archive.Status.COMPLETED and archive.row_count == 20_000
+    # 1. Navigate to your fractal's Manage tab.
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_change', args=[production.pk])}")
+    browser.find_element(By.ID, "manage-tab").click()
+    wait.until(lambda b: b.find_element(By.ID, "archives-heading").text == "Archives")
+    manage_url = browser.current_url
+    steps.shot("manage-tab")
 
-    form = browser.find_element(By.CSS_SELECTOR, ".restore-form")
-    Select(form.find_element(By.NAME, "target")).select_by_visible_text("ui-target")
-    Select(form.find_element(By.NAME, "mode")).select_by_value("replace")
-    form.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    alert = wait.until(expected_conditions.alert_is_present())
-    assert "Replace ALL log rows of fractal ui-target" in alert.text
-    alert.dismiss()  # declining the confirmation sends nothing
-    assert not RestoreJob.objects.exists()
+    # 2-3. Scroll to the Archives section and click Create Archive: "Archiving" with a spinner, then
+    # "Completed", without a reload (the marker set on the page survives).
+    browser.execute_script("window.notReloaded = true;")
+    browser.find_element(By.ID, "create-archive").click()
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#archive-rows .spinner") and "Archiving" in archive_rows(b))
+    browser.execute_script("window.notReloaded = true;")
+    steps.shot("archiving")
+    wait.until(lambda b: "Completed" in archive_rows(b) and "Archiving" not in archive_rows(b))
+    assert browser.execute_script("return window.notReloaded === true;")
+    assert "Manual" in archive_rows(browser)
+    steps.shot("completed")
+    first = Archive.objects.get(fractal=production)
+    assert first.row_count == 20_000
 
-    form = browser.find_element(By.CSS_SELECTOR, ".restore-form")
-    Select(form.find_element(By.NAME, "target")).select_by_visible_text("ui-target")
-    form.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait.until(expected_conditions.alert_is_present()).accept()
+    # Archive Schedule: Daily, Maximum Archives 2, saved in place.
+    Select(browser.find_element(By.ID, "schedule")).select_by_visible_text("Daily")
+    browser.find_element(By.ID, "max_archives").send_keys("2")
+    browser.find_element(By.ID, "save-schedule").click()
+    wait.until(lambda b: "Archive Schedule saved: Daily" in b.find_element(By.CLASS_NAME, "messagelist").text)
+    production.refresh_from_db()
+    assert (production.archive_schedule, production.max_archives) == ("daily", 2)
+    steps.shot("schedule-saved")
+
+    # A half-typed value survives the page's live updates while a job changes state: no reload.
+    browser.find_element(By.ID, "max_archives").send_keys(Keys.END, Keys.BACKSPACE, "3")
+    # The background scheduler's scan (as celery-beat runs it every 5 minutes) makes a Scheduled archive.
+    [scheduled] = services.scan_schedules()
+    wait.until(lambda b: "Scheduled" in archive_rows(b) and archive_rows(b).count("Completed") == 2)
+    assert browser.find_element(By.ID, "max_archives").get_attribute("value") == "3"
+    # A third archive: Maximum Archives (2, as saved) deletes the oldest.
+    browser.find_element(By.ID, "create-archive").click()
+    wait.until(lambda b: not Archive.objects.filter(pk=first.pk).exists())  # the oldest went, manual or not
+    wait.until(lambda b: first.short_id not in archive_rows(b) and archive_rows(b).count("Completed") == 2)
+    badges = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#archive-rows .badge")]
+    assert badges == ["Manual", "Scheduled"]  # newest first
+    steps.shot("third-archive-pruned-the-oldest")
+    browser.get(manage_url)
+    assert "Maximum Archives 2: deleted the oldest" in browser.find_element(By.ID, "history").text
+
+    # Restore: the target dropdown defaults to the current fractal; choose the investigation fractal,
+    # uncheck Clear existing logs (append), confirm.
+    newest = Archive.objects.filter(fractal=production).exclude(pk=scheduled.pk).get()
+    before = logstore.count_rows(str(investigation.id))
+    browser.find_element(By.ID, f"restore-{newest.id}").click()
+    target = Select(browser.find_element(By.ID, "target"))
+    assert target.first_selected_option.text == "soc-production"
+    assert browser.find_element(By.ID, "clear_existing").is_selected()
+    assert "will be mixed with restored data" in browser.find_element(By.ID, "content-main").text
+    target.select_by_visible_text("incident-2026-042")
+    browser.find_element(By.ID, "clear_existing").click()
+    wait.until(lambda b: "keep its 1,000 rows and insert 20,000 rows" in b.find_element(By.ID, "summary").text)
+    steps.shot("restore-step-append")
+    browser.find_element(By.ID, "confirm-restore").click()
     wait.until(lambda b: "Restore" in b.find_element(By.CLASS_NAME, "messagelist").text)
     job = RestoreJob.objects.get()
-    wait.until(lambda b: RestoreJob.objects.get(pk=job.pk).status == RestoreJob.Status.COMPLETED)
-    assert logstore.count_rows(str(target.id)) == 20_000
-    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[source.pk])}")
-    wait.until(settled)
+    wait.until(lambda b: "Completed" in b.find_element(By.ID, "restore-rows").text)
+    assert RestoreJob.objects.get(pk=job.pk).status == RestoreJob.Status.COMPLETED
+    assert logstore.count_rows(str(investigation.id)) == before + newest.row_count
+    steps.shot("restore-completed")
 
-    browser.find_element(By.CSS_SELECTOR, "input.deletelink").click()
+    # A replace restore's confirmation shows the counts; declining sends nothing.
+    browser.find_element(By.ID, f"restore-{newest.id}").click()
+    Select(browser.find_element(By.ID, "target")).select_by_visible_text("incident-2026-042")
+    wait.until(lambda b: "Will delete 21,000 rows (" in b.find_element(By.ID, "summary").text)
+    assert browser.find_element(By.ID, "confirm_name").is_displayed()  # another fractal's logs: type its name
+    steps.shot("replace-confirmation")
+    browser.find_element(By.ID, "cancel-restore").click()
+    wait.until(lambda b: b.current_url == manage_url)
+    assert RestoreJob.objects.count() == 1
+
+    # Delete: the record and the stored file.
+    browser.find_element(By.ID, f"delete-{newest.id}").click()
     wait.until(expected_conditions.alert_is_present()).accept()
-    wait.until(lambda b: "No archives yet." in b.find_element(By.ID, "archives").text)
-    assert not Archive.objects.exists()
+    wait.until(lambda b: str(newest.id)[:8] not in archive_rows(b))
+    assert not Archive.objects.filter(pk=newest.pk).exists()
+    assert not get_store("archives").exists(newest.file_name)
+    steps.shot("deleted")
+    assert console_errors(browser) == []
+
+
+def test_every_control_of_the_manage_tab_has_a_label_and_works_from_the_keyboard(
+    browser, live_server, make_user, make_fractal
+):
+    fractal = make_fractal("ui-keyboard")
+    archive_in = services.request_archive(None, fractal, enqueue=False)
+    services.run_archive(archive_in.id)
+    make_user("ui-keys", administers=[fractal], password="ui-password-3")
+    login(browser, live_server, "ui-keys", "ui-password-3")
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[fractal.pk])}")
+    unlabelled = browser.execute_script(
+        """
+        return Array.from(document.querySelectorAll('#content-main button, #content-main input:not([type=hidden]),'
+            + ' #content-main select, #content-main a.button')).filter(function (el) {
+          const label = el.id && document.querySelector('label[for="' + el.id + '"]');
+          return !(label || el.getAttribute('aria-label') || el.textContent.trim() || el.value);
+        }).map(function (el) { return el.outerHTML; });
+        """
+    )
+    assert unlabelled == []
+    # Tab to the Verify button and press Enter: the keyboard alone starts a verification.
+    verify = browser.find_element(By.ID, f"verify-{archive_in.id}")
+    for _ in range(60):
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        if browser.switch_to.active_element == verify:
+            break
+    assert browser.switch_to.active_element == verify
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 20).until(lambda b: "Verifying archive" in b.find_element(By.CLASS_NAME, "messagelist").text)
+    assert console_errors(browser) == []
 
 
 def test_a_fractal_the_user_does_not_administer_is_not_found_in_the_browser(
