@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from archives import admin_restore, admin_views
+from archives import admin_operations, admin_restore, admin_views
 from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services.history import record_event
 from strix.fractals.admin import FractalAdmin
@@ -78,6 +78,11 @@ class FractalWithManageAdmin(FractalAdmin):
                 name="fractals_fractal_manage",
             ),
             path("<uuid:fractal_id>/manage/status/", wrap(admin_views.status), name="fractals_fractal_manage_status"),
+            path(
+                "operations/",
+                wrap(lambda request: admin_operations.operations(request, self.admin_site)),
+                name="archives_operations",
+            ),
             path(
                 "<uuid:fractal_id>/manage/restore/<uuid:archive_id>/",
                 wrap(

@@ -10,7 +10,8 @@ PACKAGES = ("strix", "archives", "backups")
 # Highest floor first; a module belongs to the first floor whose prefixes match its name.
 FLOORS = [
     ("edges", (
-        "archives.admin", "archives.admin_views", "archives.admin_restore", "archives.tasks", "archives.management",
+        "archives.admin", "archives.admin_views", "archives.admin_restore", "archives.admin_operations",
+        "archives.tasks", "archives.management",
         "archives.templatetags",
         "backups.management", "backups.setup_cli", "backups.command_base",
         "strix.fractals.admin", "strix.fractals.management", "strix.checks", "strix.urls", "strix.wsgi",

@@ -120,7 +120,10 @@ def test_a_user_administering_only_a_gets_404_for_everything_of_b_and_never_sees
     mine_archive = archive_in_process(None, mine)
     assert client.post(restore_url(mine_archive), {"target": theirs.pk}).status_code == 404
     assert Archive.objects.filter(pk=theirs_archive.pk, verification="").exists()
-    for url in (manage_url(mine), restore_url(mine_archive), reverse("admin:archives_archive_changelist")):
+    operations = reverse("admin:archives_operations")
+    assert mine_archive.short_id.encode() in client.get(operations).content
+    assert theirs_archive.short_id.encode() not in client.get(operations, {"fractal": theirs.pk}).content
+    for url in (manage_url(mine), restore_url(mine_archive), reverse("admin:archives_archive_changelist"), operations):
         assert b"scope-theirs-secret" not in client.get(url).content
 
 

@@ -157,6 +157,11 @@ def test_the_documented_archive_schedule_restore_and_delete_steps_in_the_browser
     browser.find_element(By.ID, "clear_existing").click()
     wait.until(lambda b: "keep its 1,000 rows and insert 20,000 rows" in b.find_element(By.ID, "summary").text)
     steps.shot("restore-step-append")
+    # The half-filled restore step survives another job changing state meanwhile.
+    elsewhere = services.request_archive(None, investigation)
+    wait.until(lambda b: Archive.objects.get(pk=elsewhere.pk).status == Archive.Status.COMPLETED)
+    assert Select(browser.find_element(By.ID, "target")).first_selected_option.text == "incident-2026-042"
+    assert not browser.find_element(By.ID, "clear_existing").is_selected()
     browser.find_element(By.ID, "confirm-restore").click()
     wait.until(lambda b: "Restore" in b.find_element(By.CLASS_NAME, "messagelist").text)
     job = RestoreJob.objects.get()
