@@ -51,13 +51,15 @@ def _rows_context(request, fractal: Fractal) -> dict:
             "archive_id", flat=True
         )
     )
+    busy_reason = _busy_reason(claim)
     for archive in archives:
-        archive.in_use_reason = _in_use_reason(archive, reading)
+        # While the fractal is busy its archives' actions wait too (an archive ends by pruning).
+        archive.in_use_reason = _in_use_reason(archive, reading) or busy_reason
     return {
         "fractal": fractal,
         "archives": archives,
         "restores": _restores(fractal),
-        "busy_reason": _busy_reason(claim),
+        "busy_reason": busy_reason,
         "now": timezone.now(),
     }
 

@@ -136,6 +136,11 @@ def test_busy_fractal_shows_the_busy_message(client, make_user, make_fractal):
     assert shown == ["an archive or restore is already running for fractal busy-page"]
     assert Archive.objects.count() == 1
     assert b"Disabled: an archive is running for this fractal." in response.content
+    done = archive_in_process(None, make_fractal("busy-elsewhere"))
+    done.fractal = fractal
+    done.save(update_fields=["fractal"])
+    page = client.get(manage_url(fractal)).content.decode()
+    assert f'id="delete-{done.id}" aria-label="Delete archive {done.short_id}" disabled' in page
 
 
 def test_the_fractal_page_has_a_manage_tab(client, make_user, make_fractal):
