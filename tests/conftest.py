@@ -96,6 +96,34 @@ def make_user(db):
 
 
 @pytest.fixture
+def admin(make_user):
+    """A superuser: administers every fractal."""
+    return make_user(superuser=True)
+
+
+@pytest.fixture
+def failpoint_worker(tmp_path):
+    """Start workers of their own, each on a queue of its own, acting at the failpoints given
+    (strix.failpoints, e.g. ``"restore.before-clear"`` or ``"archive.streaming#3:sleep6"``); all are
+    stopped at the end of the test."""
+    from tests.celery_worker import WorkerProcess
+
+    workers = []
+
+    def start(failpoints: str, pool: str = "solo") -> "WorkerProcess":
+        worker = WorkerProcess(
+            tmp_path, pool=pool, concurrency=1, queue=f"fp-{uuid.uuid4().hex[:8]}",
+            env={"STRIX_FAILPOINTS": failpoints},
+        )  # fmt: skip
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
 def seed_rows():
     """Insert generated demo rows into a fractal; returns the rows inserted."""
     from strix.fractals.demo import generate_rows

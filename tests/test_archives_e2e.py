@@ -36,11 +36,6 @@ def staging_tables():
     return logstore.tables_with_prefix(STAGING_PREFIX)
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(superuser=True)
-
-
 def archive_of(admin, fractal):
     archive = wait_for_job(services.request_archive(admin, fractal))
     assert archive.status == Archive.Status.COMPLETED, archive.error

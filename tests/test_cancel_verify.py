@@ -1,7 +1,5 @@
 """Cancel (from the Manage tab or Flower's Terminate) and Verify, with real workers and services."""
 
-import uuid
-
 import pytest
 from celery.result import AsyncResult
 
@@ -10,33 +8,13 @@ from archives.models import Archive, ArchiveEvent, FractalClaim, RestoreJob
 from archives.services.promote import STAGING_PREFIX
 from strix import logstore
 from strix.storage import get_store
-from tests.celery_worker import WorkerProcess, wait_for_job, wait_until
+from tests.celery_worker import wait_for_job, wait_until
 from tests.jobs import archive_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture
-def admin(make_user):
-    return make_user(superuser=True)
-
-
-@pytest.fixture
-def slow_worker(tmp_path):
-    """A worker that pauses 6 s a few blocks into each job (its heartbeat goes on): time to cancel it."""
-    workers = []
-
-    def start(pool="solo"):
-        worker = WorkerProcess(
-            tmp_path, pool=pool, concurrency=1, queue=f"cancel-{uuid.uuid4().hex[:8]}",
-            env={"STRIX_FAILPOINTS": "archive.streaming#3:sleep6,restore.staging#3:sleep6"},
-        )  # fmt: skip
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
+# The worker pauses 6 s a few blocks into each job (its heartbeat goes on): time to cancel it.
+SLOW = "archive.streaming#3:sleep6,restore.staging#3:sleep6"
 
 
 def started(job):
@@ -56,13 +34,13 @@ def test_a_pending_archive_is_cancelled_at_once_and_frees_the_fractal(admin, mak
 
 
 def test_cancel_mid_archive_ends_cancelled_with_no_file_and_the_fractal_free(
-    slow_worker, admin, make_fractal, seed_rows
+    failpoint_worker, admin, make_fractal, seed_rows
 ):
     from archives.tasks import archive_fractal
 
     fractal = make_fractal()
     seed_rows(fractal, 300_000, days=30, seed=41)
-    worker = slow_worker()
+    worker = failpoint_worker(SLOW)
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
     started(archive)
@@ -75,7 +53,7 @@ def test_cancel_mid_archive_ends_cancelled_with_no_file_and_the_fractal_free(
 
 
 def test_cancel_mid_restore_leaves_the_target_untouched_and_no_staging_table(
-    slow_worker, admin, make_fractal, seed_rows
+    failpoint_worker, admin, make_fractal, seed_rows
 ):
     from archives.tasks import restore_archive
 
@@ -84,7 +62,7 @@ def test_cancel_mid_restore_leaves_the_target_untouched_and_no_staging_table(
     seed_rows(target, 1_000, seed=43)
     archive = archive_in_process(admin, source)
     before = logstore.fractal_checksum(str(target.id))
-    worker = slow_worker()
+    worker = failpoint_worker(SLOW)
     job = services.request_restore(admin, archive, target=target, enqueue=False)
     restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
     started(job)
@@ -97,12 +75,12 @@ def test_cancel_mid_restore_leaves_the_target_untouched_and_no_staging_table(
     assert not FractalClaim.objects.exists()
 
 
-def test_flowers_terminate_cancels_the_job_and_cleans_up(slow_worker, admin, make_fractal, seed_rows):
+def test_flowers_terminate_cancels_the_job_and_cleans_up(failpoint_worker, admin, make_fractal, seed_rows):
     from archives.tasks import archive_fractal
 
     fractal = make_fractal()
     seed_rows(fractal, 300_000, days=30, seed=44)
-    worker = slow_worker(pool="prefork")  # Terminate kills the pool process running the task
+    worker = failpoint_worker(SLOW, pool="prefork")  # Terminate kills the pool process running the task
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
     started(archive)

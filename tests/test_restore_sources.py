@@ -23,11 +23,6 @@ from tests.jobs import archive_in_process
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(superuser=True)
-
-
 def stored_path(archive):
     path = get_store("archives").base / archive.file_name
     path.chmod(0o600)

@@ -8,7 +8,6 @@ worker. The target's rows and every job record must be as if the stale worker ha
 
 import signal
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +19,7 @@ from archives.services.promote import STAGING_PREFIX
 from archives.tasks import archive_fractal, restore_archive
 from strix import logstore
 from strix.storage import get_store
-from tests.celery_worker import WorkerProcess, wait_until
+from tests.celery_worker import wait_until
 from tests.jobs import archive_in_process, reap_when_lock_lapses
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,32 +33,9 @@ def combined(*sums):
     return sum(c for c, _ in sums), sum(t for _, t in sums) % 2**64
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(superuser=True)
-
-
-@pytest.fixture
-def paused_worker(tmp_path):
-    """Start a solo worker that freezes itself at the failpoint given; stopped at the end of the test."""
-    workers = []
-
-    def start(failpoint: str) -> WorkerProcess:
-        worker = WorkerProcess(
-            tmp_path, pool="solo", concurrency=1, queue=f"stale-{uuid.uuid4().hex[:8]}",
-            env={"STRIX_FAILPOINTS": failpoint},
-        )  # fmt: skip
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
-
-
-def frozen_restore(paused_worker, admin, archive, target, failpoint):
+def frozen_restore(failpoint_worker, admin, archive, target, failpoint):
     """Queue a replace-restore to a worker that freezes itself at ``failpoint``; returns once it has."""
-    worker = paused_worker(failpoint)
+    worker = failpoint_worker(failpoint)
     job = services.request_restore(admin, archive, target=target, enqueue=False)
     restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
     wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
@@ -87,14 +63,14 @@ def continue_and_finish(worker, task_id):
     ids=["before-clear", "between-clear-and-first-attach", "between-attaches", "after-last-attach"],
 )
 def test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
-    paused_worker, admin, make_fractal, seed_rows, failpoint
+    failpoint_worker, admin, make_fractal, seed_rows, failpoint
 ):
     source, target, other = make_fractal(), make_fractal(), make_fractal()
     seed_rows(source, 30_000, days=95, seed=21)
     seed_rows(target, 1_000, seed=22)
     seed_rows(other, 2_000, seed=23)
     archive, second_archive = archive_in_process(admin, source), archive_in_process(admin, other)
-    worker, job = frozen_restore(paused_worker, admin, archive, target, failpoint)
+    worker, job = frozen_restore(failpoint_worker, admin, archive, target, failpoint)
 
     job = reap_when_lock_lapses(job)
     assert job.status == RestoreJob.Status.COMPLETED and job.rows_restored == 30_000, job.error
@@ -120,12 +96,12 @@ def test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
 
 @pytest.mark.parametrize("failpoint", ["archive.before-publish", "archive.after-publish"])
 def test_an_archive_worker_paused_past_its_claim_leaves_no_file_and_a_true_record(
-    paused_worker, admin, make_fractal, seed_rows, failpoint
+    failpoint_worker, admin, make_fractal, seed_rows, failpoint
 ):
     fractal = make_fractal(max_archives=1)
     seed_rows(fractal, 20_000, days=20, seed=24)
     kept = archive_in_process(admin, fractal)
-    worker = paused_worker(failpoint)
+    worker = failpoint_worker(failpoint)
 
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
@@ -149,14 +125,14 @@ def test_an_archive_worker_paused_past_its_claim_leaves_no_file_and_a_true_recor
 
 
 def test_a_restore_worker_waking_during_the_reapers_promotion_cannot_attach_twice(
-    paused_worker, admin, make_fractal, seed_rows, monkeypatch
+    failpoint_worker, admin, make_fractal, seed_rows, monkeypatch
 ):
     """The worker froze before attaching partition 2; it wakes while the reaper promotes that partition."""
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 30_000, days=95, seed=25)
     seed_rows(target, 1_000, seed=26)
     archive = archive_in_process(admin, source)
-    worker, job = frozen_restore(paused_worker, admin, archive, target, "restore.before-attach#2")
+    worker, job = frozen_restore(failpoint_worker, admin, archive, target, "restore.before-attach#2")
     wait_until(lambda: _lock_lapsed(job), 30, 0.2, "the lock to lapse")
 
     attach, woken = logstore.attach_partition, []
@@ -181,13 +157,13 @@ def _lock_lapsed(job):
 
 
 def test_a_job_alive_but_without_progress_is_failed_after_the_stall_limit(
-    paused_worker, admin, make_fractal, seed_rows, settings
+    failpoint_worker, admin, make_fractal, seed_rows, settings
 ):
     settings.STRIX_JOB_STALL_SECONDS = 3
     source, target = make_fractal(), make_fractal()
     seed_rows(source, 50_000, days=10, seed=27)
     archive = archive_in_process(admin, source)
-    worker = paused_worker("restore.staging#2:hang")  # its heartbeat goes on; its rows do not
+    worker = failpoint_worker("restore.staging#2:hang")  # its heartbeat goes on; its rows do not
     job = services.request_restore(admin, archive, target=target, enqueue=False)
     restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
     wait_until(lambda: RestoreJob.objects.get(pk=job.pk).progress_rows > 0, 60, 0.1, "the restore to progress")
@@ -204,7 +180,7 @@ def test_a_job_alive_but_without_progress_is_failed_after_the_stall_limit(
 
 
 def test_the_reaper_finishes_its_pass_within_its_bound_while_a_stopped_worker_holds_a_staging_insert(
-    paused_worker, admin, make_fractal, seed_rows
+    failpoint_worker, admin, make_fractal, seed_rows
 ):
     from archives.services.reaper import STATEMENT_BOUND_SECONDS
 
@@ -214,7 +190,7 @@ def test_the_reaper_finishes_its_pass_within_its_bound_while_a_stopped_worker_ho
     before_target = checksum(target)
     archive = archive_in_process(admin, source)
     # Frozen after 20 blocks of about 1 MiB: both INSERT streams are open, mid-body, on the server.
-    worker, job = frozen_restore(paused_worker, admin, archive, target, "restore.staging#20:stop")
+    worker, job = frozen_restore(failpoint_worker, admin, archive, target, "restore.staging#20:stop")
     wait_until(lambda: _lock_lapsed(job), 30, 0.2, "the lock to lapse")
 
     started = time.monotonic()
