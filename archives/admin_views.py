@@ -108,6 +108,7 @@ def _page(request, fractal, admin_site, schedule_form=None, pending_prune=()):
         "pending_prune": pending_prune,
         "next_due": next_due(fractal),
         "events": ArchiveEvent.objects.filter(fractal=fractal).select_related("user")[:EVENTS_SHOWN],
+        "last_retention": ArchiveEvent.objects.filter(fractal=fractal, action=ArchiveEvent.Action.RETENTION).first(),
         "opts": Fractal._meta,
     }
     return TemplateResponse(request, "admin/archives/manage.html", context)

@@ -103,6 +103,8 @@ class RestoreJob(OperationRecord):
     clear_existing = models.BooleanField(default=True, help_text="replace the target's logs instead of adding")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     rows_restored = models.BigIntegerField(null=True, blank=True)
+    # Append mode: rows of the archive whose log_id the target already held (not inserted again).
+    rows_skipped = models.BigIntegerField(default=0)
     staging_table = models.CharField(max_length=100, blank=True)
     # Set once the staged rows are verified (the commit point), then advanced step by step, so that a
     # promotion interrupted by a dead worker is finished by the reaper, never half left: see promote.py.
@@ -155,6 +157,7 @@ class ArchiveEvent(models.Model):
         PRUNE = "prune", "Prune (Maximum Archives)"
         SCHEDULE = "schedule", "Schedule change"
         VERIFY = "verify", "Verify"
+        RETENTION = "retention", "Retention"
 
     fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="archive_events")
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -148,3 +148,18 @@ def test_the_fractal_page_has_a_manage_tab(client, make_user, make_fractal):
     client.force_login(make_user(administers=[fractal]))
     page = client.get(reverse("admin:fractals_fractal_change", args=[fractal.pk]))
     assert manage_url(fractal).encode() in page.content and b">Manage</a>" in page.content
+
+
+def test_the_manage_tab_shows_the_last_retention_run_and_the_days_it_kept(client, make_user, make_fractal):
+    from datetime import UTC, datetime, timedelta
+
+    from archives.services.retention import enforce_retention
+
+    fractal = make_fractal("retention-page", retention_days=3, archive_schedule="daily")
+    old = datetime.now(UTC) - timedelta(days=9)
+    logstore.insert_rows(str(fractal.id), [(old, "r1", "old event", "{}", old)])
+    enforce_retention(fractal)
+    client.force_login(make_user(administers=[fractal]))
+    page = client.get(manage_url(fractal)).content.decode()
+    assert "Last retention run:" in page and "kept 1 day(s) no archive holds" in page
+    assert "These days are deleted once an archive holds them" in page

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archives import services
-from archives.models import FractalClaim
+from archives.models import ArchiveEvent, FractalClaim
 from archives.services.errors import FractalBusy
 from archives.services.retention import enforce_retention
 from strix import logstore
@@ -33,16 +33,16 @@ def day(days_ago: float) -> str:
     return (NOW - timedelta(days=days_ago)).date().isoformat()
 
 
-def test_nothing_is_deleted_without_an_archive(make_fractal):
-    fractal = make_fractal(retention_days=3)
+def test_with_a_schedule_nothing_is_deleted_without_an_archive(make_fractal):
+    fractal = make_fractal(retention_days=3, archive_schedule="daily")
     logstore.insert_rows(str(fractal.id), rows_at([1, 5, 6], "a"))
     result = enforce_retention(fractal, now=NOW)
     assert result.deleted_days == [] and set(result.kept_days) == {day(5), day(6)}
     assert logstore.count_rows(str(fractal.id)) == 3
 
 
-def test_archived_days_older_than_the_window_are_deleted_and_the_rest_kept(make_fractal):
-    fractal = make_fractal(retention_days=10)
+def test_with_a_schedule_archived_days_older_than_the_window_and_its_buffer_day_are_deleted(make_fractal):
+    fractal = make_fractal(retention_days=10, archive_schedule="daily")
     logstore.insert_rows(str(fractal.id), rows_at([1, 2, 4, 4.2, 6], "a"))
     first = archive_in_process(None, fractal)  # holds all of them (all inside 10 days)
     assert set(first.day_checksums) >= {day(2), day(4), day(6)}
@@ -50,13 +50,13 @@ def test_archived_days_older_than_the_window_are_deleted_and_the_rest_kept(make_
     fractal.retention_days = 3
     fractal.save()
     result = enforce_retention(fractal, now=NOW)
-    assert sorted(result.deleted_days) == sorted({day(4), day(6)})
+    assert result.deleted_days == [day(6)]  # day 4 is older than 3 days, but inside the 1-day buffer
     remaining = sorted(row[2] for row in logstore.stream_rows(str(fractal.id)))
-    assert remaining == ["a-1", "a-2"]
+    assert remaining == ["a-1", "a-2", "a-4", "a-4.2"]
 
 
 def test_a_day_that_received_rows_after_its_archive_is_kept(make_fractal):
-    fractal = make_fractal(retention_days=10)
+    fractal = make_fractal(retention_days=10, archive_schedule="weekly")
     logstore.insert_rows(str(fractal.id), rows_at([5, 6], "a"))
     archive_in_process(None, fractal)
     logstore.insert_rows(str(fractal.id), rows_at([5.1], "late"))  # a late arrival: not in the archive
@@ -105,7 +105,7 @@ def test_retention_never_deletes_rows_ingested_during_the_run(make_fractal):
 
 
 def test_consecutive_deletable_days_go_in_one_mutation(make_fractal, monkeypatch):
-    fractal = make_fractal(retention_days=20)
+    fractal = make_fractal(retention_days=20, archive_schedule="daily")
     logstore.insert_rows(str(fractal.id), rows_at([4, 5, 6, 8], "a"))
     archive_in_process(None, fractal)
     fractal.retention_days = 3
@@ -114,13 +114,13 @@ def test_consecutive_deletable_days_go_in_one_mutation(make_fractal, monkeypatch
     delete = logstore.delete_window
     monkeypatch.setattr(logstore, "delete_window", lambda *args: calls.append(args[1:3]) or delete(*args))
     result = enforce_retention(fractal, now=NOW)
-    assert len(result.deleted_days) == 4 and len(calls) == 2  # days 4-6 together, day 8 alone
-    assert logstore.count_rows(str(fractal.id)) == 0
+    assert len(result.deleted_days) == 3 and len(calls) == 2  # days 5-6 together, day 8 alone (4: buffer)
+    assert logstore.count_rows(str(fractal.id)) == 1
 
 
 def test_rows_restored_into_a_fractal_with_retention_survive_the_next_run_and_go_after_the_hold(make_fractal):
     """Restored old rows match the archive's day checksums; only the restore's hold keeps them."""
-    fractal = make_fractal(retention_days=30)
+    fractal = make_fractal(retention_days=30, archive_schedule="monthly")
     logstore.insert_rows(str(fractal.id), rows_at([float(age) + 0.5 for age in range(25)], "old"))
     made = archive_in_process(None, fractal)
     restored_count = logstore.count_rows(str(fractal.id))
@@ -134,10 +134,36 @@ def test_rows_restored_into_a_fractal_with_retention_survive_the_next_run_and_go
     assert job.hold_until > NOW + timedelta(days=13)
 
     result = enforce_retention(fractal)
-    assert result.deleted_days == [] and len(result.held_days) >= 17
+    assert result.deleted_days == [] and len(result.held_days) >= 16  # the days older than 7 + 1 (buffer)
     assert logstore.count_rows(str(fractal.id)) == restored_count
 
     after_hold = job.hold_until + timedelta(hours=1)
     result = enforce_retention(fractal, now=after_hold)
     assert result.deleted_days and result.held_days == []
     assert logstore.count_rows(str(fractal.id)) < restored_count
+
+
+def test_without_a_schedule_retention_deletes_whole_days_older_than_the_window_and_says_so(make_fractal):
+    fractal = make_fractal(retention_days=7)  # archive schedule: Never (the default)
+    logstore.insert_rows(str(fractal.id), rows_at([1, 6.9, 8.5, 9, 20], "a"))
+    result = enforce_retention(fractal, now=NOW)
+    assert sorted(result.deleted_days) == sorted({day(8.5), day(9), day(20)}) and result.kept_days == []
+    assert sorted(row[2] for row in logstore.stream_rows(str(fractal.id))) == ["a-1", "a-6.9"]
+    event = ArchiveEvent.objects.get(fractal=fractal, action="retention")
+    assert event.outcome == "done" and event.detail == "deleted 3 day(s)"
+
+
+def test_with_a_daily_schedule_day_8_of_a_7_day_window_is_kept_and_days_no_archive_holds_are_reported(make_fractal):
+    fractal = make_fractal(retention_days=30, archive_schedule="daily")
+    logstore.insert_rows(str(fractal.id), rows_at([1, 7.6, 8.8, 10.5], "a"))
+    archive_in_process(None, fractal)
+    logstore.insert_rows(str(fractal.id), rows_at([12], "never-archived"))
+    fractal.retention_days = 7
+    fractal.save()
+    result = enforce_retention(fractal, now=NOW)
+    assert sorted(result.deleted_days) == sorted({day(8.8), day(10.5)})
+    assert result.kept_days == [day(12)]  # no completed archive holds it
+    remaining = sorted(row[2] for row in logstore.stream_rows(str(fractal.id)))
+    assert remaining == ["a-1", "a-7.6", "never-archived-12"]  # 7.6 days: the 1-day buffer
+    event = ArchiveEvent.objects.filter(fractal=fractal, action="retention").first()
+    assert event.outcome == "kept days" and day(12) in event.detail

@@ -97,7 +97,9 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
             hold_until=timezone.now() + timedelta(days=settings.STRIX_RESTORE_HOLD_DAYS),
         )  # fmt: skip
         log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
-        record_event(job.target_id, ArchiveEvent.Action.RESTORE, "completed", f"restore {job.short_id}: {rows:,} rows")
+        skipped = f", {job.rows_skipped:,} already present" if job.rows_skipped else ""
+        detail = f"restore {job.short_id}: {rows:,} restored{skipped}"
+        record_event(job.target_id, ArchiveEvent.Action.RESTORE, "completed", detail)
         return job
     except Exception as e:
         if isinstance(e, ClaimLost) or not holds(claim):
@@ -160,4 +162,18 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
         raise RestoreMismatch(
             f"staged {staged} rows but the archive holds {trailer.rows}; the target was left untouched."
         )
+    if not job.clear_existing and staged:
+        staged = _skip_rows_already_present(job, claim, staged)
     return staged
+
+
+def _skip_rows_already_present(job: RestoreJob, claim: Claim, staged: int) -> int:
+    """Append never duplicates: staged rows whose log_id the target already holds in the restored time
+    range are dropped from the staging table before promotion (restoring the same archive twice adds
+    nothing the second time). Returns the rows left to promote."""
+    archive = job.archive
+    require(claim)
+    logstore.drop_staged_duplicates(job.staging_table, str(job.target_id), archive.time_start, archive.time_end)
+    left = logstore.count_table(job.staging_table)
+    write_job(job, claim, rows_skipped=staged - left)
+    return left

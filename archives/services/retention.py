@@ -1,9 +1,17 @@
-"""Retention: delete a fractal's logs older than ``retention_days``, but never what no archive holds.
+"""Retention, as the product documentation describes it.
 
-A whole UTC day older than the cutoff is deleted only if some completed archive recorded that day's
-rows (count and sum of row hashes, taken before the day was streamed into it) and the log store still
-holds exactly those rows. A day that received rows since (late arrivals, restores), or that no archive
-covered whole, is kept and reported, to be deleted after a later archive covers it.
+Every fractal with ``retention_days`` loses its logs older than that window, a whole UTC day at a time:
+
+- **No archive schedule** (Never): whole days older than the window are deleted.
+- **With an archive schedule**: the window gets a **1-day buffer**, a fractal with an archive or
+  restore running is skipped (it waits for the next run), and a day is deleted only if a completed
+  archive recorded that day's rows (count and sum of row hashes, taken before the day was streamed
+  into it) and the log store still holds exactly those rows, so that nothing is deleted that no
+  archive holds. A day that received rows since, or that no archive covered whole, is kept and
+  reported, to be deleted after a later archive covers it.
+
+Either way, a time range restored into the fractal is held for ``STRIX_RESTORE_HOLD_DAYS`` and rows
+ingested in the last ten minutes are never deleted. Each run is recorded in the fractal's history.
 """
 
 from __future__ import annotations
@@ -14,15 +22,18 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from archives.models import Archive, RestoreJob
+from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services.claims import maintenance_claim, require
 from archives.services.errors import FractalBusy
+from archives.services.history import record_event
 from strix import logstore
-from strix.fractals.models import Fractal
+from strix.fractals.models import ArchiveSchedule, Fractal
 
 log = logging.getLogger(__name__)
 
 INGEST_MARGIN = timedelta(minutes=10)
+# With an archive schedule, retention waits one more day, so that the day is archived before it goes.
+ARCHIVE_BUFFER = timedelta(days=1)
 
 
 @dataclass
@@ -56,10 +67,13 @@ def _is_held(holds: list[tuple[datetime, datetime]], start: datetime, end: datet
 
 
 def enforce_retention(fractal: Fractal, now: datetime | None = None) -> RetentionResult:
-    """Delete the archived whole days older than the fractal's retention window."""
+    """Delete the whole days older than the fractal's retention window (see the module's rules)."""
     result = RetentionResult(fractal.name)
     now = now or timezone.now()
     cutoff = fractal.retention_cutoff(now)
+    scheduled = fractal.archive_schedule != ArchiveSchedule.NEVER
+    if cutoff is not None and scheduled:
+        cutoff -= ARCHIVE_BUFFER
     # Rows may still arrive with old timestamps while this runs; a row ingested lately is never deleted
     # by this run, whatever the checks below saw (the day is then kept whole next time).
     ingested_before = timezone.now() - INGEST_MARGIN
@@ -80,7 +94,7 @@ def enforce_retention(fractal: Fractal, now: datetime | None = None) -> Retentio
             current = logstore.window_checksum(fractal_id, window_start, window_end)
             if current[0] == 0:
                 continue  # nothing that day
-            if current in archived.get(day, ()):
+            if not scheduled or current in archived.get(day, ()):
                 deletable.append((window_start, window_end))
                 result.deleted_days.append(day)
             else:
@@ -89,12 +103,24 @@ def enforce_retention(fractal: Fractal, now: datetime | None = None) -> Retentio
         for start, end in _runs(deletable):
             require(claim)
             logstore.delete_window(fractal_id, claim.fence, start, end, ingested_before)
+    _record(fractal, result)
     if result.kept_days:
         log.warning(
             "retention kept %d day(s) of %s older than %d days because no archive holds them: %s",
             len(result.kept_days), fractal.name, fractal.retention_days, ", ".join(result.kept_days),
         )  # fmt: skip
     return result
+
+
+def _record(fractal: Fractal, result: RetentionResult) -> None:
+    """One line of history per run, so that the Manage tab shows what retention did and why."""
+    parts = [f"deleted {len(result.deleted_days)} day(s)"]
+    if result.kept_days:
+        parts.append(f"kept {len(result.kept_days)} day(s) no archive holds: {', '.join(result.kept_days)}")
+    if result.held_days:
+        parts.append(f"kept {len(result.held_days)} restored day(s) on hold")
+    outcome = "kept days" if result.kept_days else "done"
+    record_event(fractal.pk, ArchiveEvent.Action.RETENTION, outcome, "; ".join(parts))
 
 
 def _runs(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

@@ -34,7 +34,11 @@ class Fractal(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="Logs older than this many days are deleted once archived. Empty keeps logs forever.",
+        help_text=(
+            "Logs older than this many days are deleted, a whole UTC day at a time, by the hourly retention run. "
+            "With an archive schedule, retention waits one more day and deletes only days a completed archive "
+            "holds. Empty keeps logs forever."
+        ),
     )
     archive_schedule = models.CharField(max_length=10, choices=ArchiveSchedule.choices, default=ArchiveSchedule.NEVER)
     max_archives = models.PositiveIntegerField(

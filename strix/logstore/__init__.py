@@ -64,6 +64,7 @@ from strix.logstore.staging import (
     attach_partition,
     count_table,
     create_staging_table,
+    drop_staged_duplicates,
     fractal_partition_rows,
     staged_partitions,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "delete_rows",
     "delete_window",
     "drop_database",
+    "drop_staged_duplicates",
     "drop_table",
     "ensure_schema",
     "execute",

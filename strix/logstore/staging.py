@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strix.logstore.client import database, execute, server_version
+from strix.logstore.fences import wait_for_mutations
 from strix.logstore.schema import LOGS_TABLE, logs_table_ddl
 
 
@@ -27,6 +28,21 @@ def fractal_partition_rows(fractal_id: str, partition: int) -> int:
         "WHERE fractal_id = %(fid)s AND toYYYYMM(timestamp) = %(partition)s"
     )
     return execute(query, {"fid": fractal_id, "partition": partition})[0][0]
+
+
+def drop_staged_duplicates(staging: str, fractal_id: str, start, end, timeout: float = 3600) -> None:
+    """Delete from a staging table the rows whose ``log_id`` the fractal already holds in ``[start, end]``.
+
+    A mutation on the staging table alone (the restore's own), waited for.
+    """
+    if start is None:
+        return
+    execute(
+        f"ALTER TABLE {database()}.{staging} DELETE WHERE log_id IN (SELECT log_id FROM {database()}.{LOGS_TABLE} "
+        "WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp <= %(end)s)",
+        {"fid": fractal_id, "start": start, "end": end},
+    )
+    wait_for_mutations(staging, timeout)
 
 
 def attach_partition(staging: str, partition: int) -> None:
