@@ -103,7 +103,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Restore {job.id} of archive {archive.id} into {target_fractal.name} queued.")
         if wait:
             job = self._wait(job, "Restoring")
-            self.stdout.write(f"Completed: {job.rows_restored:,} rows restored into {target_fractal.name}.")
+            skipped = f", {job.rows_skipped:,} already present" if job.rows_skipped else ""
+            self.stdout.write(f"Completed: {job.rows_restored:,} rows restored into {target_fractal.name}{skipped}.")
 
     def _confirm_replace(self, archive: Archive, target: Fractal, non_interactive: bool) -> None:
         existing = logstore.count_rows(str(target.id))
