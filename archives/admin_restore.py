@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -36,7 +37,10 @@ def restore_step(request, fractal_id, archive_id, admin_site):
             error = f"Type the name of fractal {plan.target.name} to confirm that its logs are replaced."
         else:
             try:
-                job = services.request_restore(request.user, archive, plan.target, clear_existing=plan.clear_existing)
+                job = services.request_restore(
+                    request.user, archive, plan.target, clear_existing=plan.clear_existing,
+                    hold_days=_hold_days(request.POST.get("hold_days", "")),
+                )  # fmt: skip
             except OperatorError as e:
                 error = str(e)
             else:
@@ -52,9 +56,21 @@ def restore_step(request, fractal_id, archive_id, admin_site):
         "plan": plan,
         "targets": Fractal.objects.administered_by(request.user),
         "error": error,
+        "hold_choices": HOLD_CHOICES,
+        "default_hold": str(settings.STRIX_RESTORE_HOLD_DAYS),
         "opts": Fractal._meta,
     }
     return TemplateResponse(request, "admin/archives/restore_step.html", context)
+
+
+HOLD_CHOICES = [("7", "7 days"), ("14", "14 days"), ("30", "30 days"), ("90", "90 days"), ("forever", "until removed")]
+
+
+def _hold_days(value: str):
+    """The chosen hold: days, None for "until removed", or the default (STRIX_RESTORE_HOLD_DAYS)."""
+    if value == "forever":
+        return None
+    return int(value) if value.isdigit() else "default"
 
 
 def restore_summary(request, fractal_id, archive_id):

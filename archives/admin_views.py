@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from archives import services
 from archives.models import Archive, ArchiveEvent, FractalClaim, RestoreJob
+from archives.services import holds
 from archives.services.schedule import archives_beyond, next_due, set_schedule
 from strix import logstore
 from strix.errors import OperatorError
@@ -108,6 +109,8 @@ def _page(request, fractal, admin_site, schedule_form=None, pending_prune=()):
         "pending_prune": pending_prune,
         "next_due": next_due(fractal),
         "events": ArchiveEvent.objects.filter(fractal=fractal).select_related("user")[:EVENTS_SHOWN],
+        "legal_hold": holds.active_legal_hold(fractal.pk),
+        "restore_holds": holds.active_restore_holds(fractal).select_related("archive").order_by("-finished_at"),
         "last_retention": ArchiveEvent.objects.filter(fractal=fractal, action=ArchiveEvent.Action.RETENTION).first(),
         "opts": Fractal._meta,
     }
@@ -146,6 +149,16 @@ def _act(request, fractal: Fractal, admin_site):
             messages.success(request, services.cancel_job(request.user, _job_of(request, fractal)))
         elif action == "schedule":
             return _save_schedule(request, fractal, admin_site)
+        elif action == "legal_hold":
+            holds.set_legal_hold(request.user, fractal, request.POST.get("reason", ""))
+            messages.success(request, f"Legal hold set on {fractal.name}: retention, pruning and deletion stop.")
+        elif action == "release_legal_hold":
+            holds.release_legal_hold(request.user, fractal, request.POST.get("reason", ""))
+            messages.success(request, f"Legal hold on {fractal.name} released.")
+        elif action == "release_hold":
+            job = get_object_or_404(RestoreJob, pk=request.POST.get("job"), target=fractal)
+            holds.release_restore_hold(request.user, job)
+            messages.success(request, f"The hold of restore {job.short_id} was released; retention applies again.")
         else:
             messages.error(request, "Unknown action.")
     except OperatorError as e:

@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from strix.fractals.models import Fractal
 
@@ -113,10 +114,18 @@ class RestoreJob(OperationRecord):
     # retention.py), so that old rows brought back for an investigation are not aged out at once.
     hold_start = models.DateTimeField(null=True, blank=True)
     hold_end = models.DateTimeField(null=True, blank=True)
-    hold_until = models.DateTimeField(null=True, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True, help_text="empty with hold_days=None: until released")
+    hold_days = models.PositiveIntegerField(null=True, blank=True, default=14, help_text="None: until released")
+    hold_released_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def hold_is_active(self) -> bool:
+        if self.status != self.Status.COMPLETED or self.hold_released_at or self.hold_start is None:
+            return False
+        return self.hold_days is None or (self.hold_until is not None and self.hold_until > timezone.now())
 
 
 class FractalClaim(models.Model):
@@ -158,6 +167,7 @@ class ArchiveEvent(models.Model):
         SCHEDULE = "schedule", "Schedule change"
         VERIFY = "verify", "Verify"
         RETENTION = "retention", "Retention"
+        HOLD = "hold", "Hold"
 
     fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="archive_events")
     at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -171,3 +181,29 @@ class ArchiveEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}: {self.detail}"
+
+
+class LegalHold(models.Model):
+    """A legal hold on a fractal: while active, retention, Maximum Archives pruning and archive deletion
+    are refused for it. Setting and releasing are recorded with who and why."""
+
+    fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="legal_holds")
+    reason = models.TextField()
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    set_at = models.DateTimeField(auto_now_add=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-set_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fractal"], condition=models.Q(released_at__isnull=True), name="one_active_legal_hold"
+            )
+        ]
+
+    def __str__(self):
+        return f"legal hold on {self.fractal} set {self.set_at:%Y-%m-%d %H:%M} ({self.reason})"

@@ -10,6 +10,7 @@ from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services.claims import Claim, require
 from archives.services.errors import ArchiveInUse, require_admin
 from archives.services.history import record_event
+from archives.services.holds import active_legal_hold, refuse_under_legal_hold
 from strix.fractals.models import Fractal
 from strix.storage import get_store
 
@@ -32,6 +33,7 @@ def delete_archive(user, archive: Archive, claim: Claim | None = None) -> None:
             raise ArchiveInUse(f"a restore is reading archive {archive.id}; delete it after the restore has finished.")
         if archive.verification == Archive.Verification.VERIFYING:
             raise ArchiveInUse(f"archive {archive.short_id} is being verified; delete it when that has finished.")
+        refuse_under_legal_hold(archive.fractal_id, f"deleting archive {archive.short_id}")
         if claim is not None:
             require(claim)
         if archive.file_name:
@@ -47,6 +49,9 @@ def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
     Run by an archive's worker after its archive completed, while it still holds the fractal.
     """
     if not fractal.max_archives:
+        return []
+    if active_legal_hold(fractal.pk) is not None:
+        log.info("pruning of %s skipped: the fractal is under legal hold", fractal.name)
         return []
     completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
     deleted = []

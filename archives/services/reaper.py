@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent, FractalClaim, RestoreJob
@@ -27,6 +26,7 @@ from archives.services.claims import (
     write_job,
 )
 from archives.services.history import record_event
+from archives.services.holds import hold_until_for
 from archives.services.jobs import finish_job, stall_seconds
 from strix import locks, logstore
 from strix.storage import StorageError, get_store
@@ -116,7 +116,7 @@ def _finish_promotion(job: RestoreJob, claim: Claim) -> None:
     logstore.drop_table(job.staging_table)
     finish_job(
         job, claim, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows,
-        hold_until=timezone.now() + timedelta(days=settings.STRIX_RESTORE_HOLD_DAYS),
+        hold_until=hold_until_for(job),
         error="the worker stopped after the rows were verified; the reaper finished the restore",
     )  # fmt: skip
 

@@ -12,16 +12,15 @@ for an operator to look at). A worker whose job was taken over writes nothing (c
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services import promote
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, require, write_job
 from archives.services.errors import JobCancelled, NotRestorable, require_admin
 from archives.services.history import record_event
+from archives.services.holds import hold_until_for
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from archives.services.queue import RESTORE_TASK, enqueue_after_commit
 from archives.services.stored_file import RestoreMismatch, check_header, check_trailer
@@ -35,7 +34,12 @@ log = logging.getLogger(__name__)
 
 
 def request_restore(
-    user, archive: Archive, target: Fractal | None = None, clear_existing: bool = True, enqueue: bool = True
+    user,
+    archive: Archive,
+    target: Fractal | None = None,
+    clear_existing: bool = True,
+    enqueue: bool = True,
+    hold_days: int | None | str = "default",
 ) -> RestoreJob:
     """Claim the target and queue the restore; the user must administer the source and the target.
 
@@ -61,6 +65,7 @@ def request_restore(
             expected_rows=archive.row_count,
             hold_start=archive.time_start,
             hold_end=archive.time_end,
+            hold_days=settings.STRIX_RESTORE_HOLD_DAYS if hold_days == "default" else hold_days,
         )
         job.staging_table = promote.staging_table_name(job)
         job.save(update_fields=["staging_table"])
@@ -94,7 +99,7 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
             logstore.drop_table(job.staging_table)
         finish_job(
             job, claim, RestoreJob.Status.COMPLETED, rows_restored=rows, progress_rows=rows,
-            hold_until=timezone.now() + timedelta(days=settings.STRIX_RESTORE_HOLD_DAYS),
+            hold_until=hold_until_for(job),
         )  # fmt: skip
         log.info("restore %s into %s completed: %s rows", job.id, job.target.name, rows)
         skipped = f", {job.rows_skipped:,} already present" if job.rows_skipped else ""

@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from archives.models import Archive, ArchiveEvent, RestoreJob
+from archives.models import Archive, ArchiveEvent
 from archives.services.claims import maintenance_claim, require
 from archives.services.errors import FractalBusy
 from archives.services.history import record_event
+from archives.services.holds import active_legal_hold, active_restore_holds
 from strix import logstore
 from strix.fractals.models import ArchiveSchedule, Fractal
 
@@ -42,6 +43,7 @@ class RetentionResult:
     deleted_days: list[str] = field(default_factory=list)
     kept_days: list[str] = field(default_factory=list)  # older than the cutoff, but not (fully) archived
     held_days: list[str] = field(default_factory=list)  # older than the cutoff, but restored and held
+    legal_hold: bool = False
 
 
 def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
@@ -55,11 +57,8 @@ def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
 
 
 def _restore_holds(fractal: Fractal, now: datetime) -> list[tuple[datetime, datetime]]:
-    """Time ranges restored into ``fractal`` whose hold has not expired (STRIX_RESTORE_HOLD_DAYS)."""
-    holds = RestoreJob.objects.filter(
-        target=fractal, status=RestoreJob.Status.COMPLETED, hold_until__gt=now, hold_start__isnull=False
-    )
-    return list(holds.values_list("hold_start", "hold_end"))
+    """Time ranges restored into ``fractal`` whose hold is in force (until its expiry or its release)."""
+    return list(active_restore_holds(fractal, now).values_list("hold_start", "hold_end"))
 
 
 def _is_held(holds: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
@@ -74,6 +73,12 @@ def enforce_retention(fractal: Fractal, now: datetime | None = None) -> Retentio
     scheduled = fractal.archive_schedule != ArchiveSchedule.NEVER
     if cutoff is not None and scheduled:
         cutoff -= ARCHIVE_BUFFER
+    if cutoff is not None and active_legal_hold(fractal.pk) is not None:
+        result.legal_hold = True
+        record_event(
+            fractal.pk, ArchiveEvent.Action.RETENTION, "legal hold", "nothing deleted: the fractal is under legal hold"
+        )
+        return result
     # Rows may still arrive with old timestamps while this runs; a row ingested lately is never deleted
     # by this run, whatever the checks below saw (the day is then kept whole next time).
     ingested_before = timezone.now() - INGEST_MARGIN
