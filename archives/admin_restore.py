@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse
@@ -11,15 +13,29 @@ from django.template.response import TemplateResponse
 from archives import services
 from archives.admin_views import fractal_for, manage_url
 from archives.models import Archive
+from archives.services.options import BadRestoreOptions, RestoreOptions
 from archives.services.plan import plan_restore
 from strix.errors import OperatorError
 from strix.fractals.models import Fractal
 
 
+def _time(text: str):
+    """An HTML datetime-local value (2026-11-20T13:00), taken as UTC; empty: no bound."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise BadRestoreOptions(f"{text!r} is not a date and time.") from None
+
+
 def _plan_from(request, source: Fractal, archive: Archive, data):
     target = fractal_for(request, data.get("target") or source.pk)
     clear = data.get("clear_existing", "on" if request.method == "GET" and "target" not in data else "") == "on"
-    return plan_restore(archive, target, clear)
+    options = RestoreOptions.parse(
+        _time(data.get("from", "")), _time(data.get("to", "")), data.get("contains", ""), data.get("field", "")
+    )
+    return plan_restore(archive, target, clear, options)
 
 
 def restore_step(request, fractal_id, archive_id, admin_site):
@@ -39,7 +55,7 @@ def restore_step(request, fractal_id, archive_id, admin_site):
             try:
                 job = services.request_restore(
                     request.user, archive, plan.target, clear_existing=plan.clear_existing,
-                    hold_days=_hold_days(request.POST.get("hold_days", "")),
+                    hold_days=_hold_days(request.POST.get("hold_days", "")), options=plan.options,
                 )  # fmt: skip
             except OperatorError as e:
                 error = str(e)
@@ -77,7 +93,10 @@ def restore_summary(request, fractal_id, archive_id):
     """The summary for the chosen target and mode, recomputed as the user changes them."""
     source = fractal_for(request, fractal_id)
     archive = get_object_or_404(Archive, pk=archive_id, fractal=source)
-    plan = _plan_from(request, source, archive, request.GET)
+    try:
+        plan = _plan_from(request, source, archive, request.GET)
+    except OperatorError as e:
+        return JsonResponse({"summary": str(e), "needs_typed_name": False, "target": ""})
     return JsonResponse(
         {"summary": plan.summary(), "needs_typed_name": plan.needs_typed_name, "target": plan.target.name}
     )

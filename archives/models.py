@@ -79,6 +79,8 @@ class Archive(OperationRecord):
     # every row counted is in the archive. Retention deletes a day only while the log store still
     # matches these figures (see retention.py). Recorded for fractals with a retention policy.
     day_checksums = models.JSONField(default=dict, blank=True, editable=False)
+    # Per whole or partial UTC day archived: [rows, NDJSON bytes], for a restore's estimate beforehand.
+    day_rows = models.JSONField(default=dict, blank=True, editable=False)
     # Verify re-authenticates the stored file in the background; a damaged archive cannot be restored.
     verification = models.CharField(max_length=10, choices=Verification.choices, default="", blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
@@ -117,6 +119,11 @@ class RestoreJob(OperationRecord):
     hold_until = models.DateTimeField(null=True, blank=True, help_text="empty with hold_days=None: until released")
     hold_days = models.PositiveIntegerField(null=True, blank=True, default=14, help_text="None: until released")
     hold_released_at = models.DateTimeField(null=True, blank=True)
+    # What to restore of the archive: a time range [range_start, range_end) and optional filters.
+    range_start = models.DateTimeField(null=True, blank=True)
+    range_end = models.DateTimeField(null=True, blank=True)
+    contains = models.CharField(max_length=500, blank=True, help_text="only rows whose raw log contains this")
+    field_filter = models.CharField(max_length=500, blank=True, help_text="only rows with this field=value")
 
     def __str__(self):
         return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"

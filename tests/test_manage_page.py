@@ -163,3 +163,23 @@ def test_the_manage_tab_shows_the_last_retention_run_and_the_days_it_kept(client
     page = client.get(manage_url(fractal)).content.decode()
     assert "Last retention run:" in page and "kept 1 day(s) no archive holds" in page
     assert "These days are deleted once an archive holds them" in page
+
+
+def test_the_restore_step_takes_a_time_range_and_a_filter(client, make_user, make_fractal, seed_rows):
+    from datetime import UTC, datetime, timedelta
+
+    source, target = make_fractal("range-source"), make_fractal("range-target")
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    seed_rows(source, 3_000, days=3, seed=9, now=today)
+    user = make_user(administers=[source, target])
+    archive = archive_in_process(user, source)
+    client.force_login(user)
+    day = today - timedelta(days=1)
+    form = {"target": target.pk, "from": f"{day:%Y-%m-%dT%H:%M}", "to": f"{today:%Y-%m-%dT%H:%M}", "contains": "sshd"}
+    summary_url = reverse("admin:fractals_fractal_restore_summary", args=[source.pk, archive.pk])
+    summary = client.get(summary_url, form).json()
+    assert "matching the filter" in summary["summary"] and f"{day:%Y-%m-%d} 00:00:00" in summary["summary"]
+    assert "is not a date and time" in client.get(summary_url, {"to": "soon"}).json()["summary"]
+    client.post(restore_url(archive), form)
+    job = RestoreJob.objects.get()
+    assert (job.range_start, job.range_end, job.contains) == (day, today, "sshd")

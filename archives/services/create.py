@@ -126,6 +126,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     # are streamed up to it, so a row arriving meanwhile with a later timestamp waits for the next archive.
     until = logstore.just_after(last) if expected else None
     day_checksums: dict[str, list[int]] = {}
+    day_rows: dict[str, list[int]] = {}  # per UTC day: [rows, NDJSON bytes], for restore estimates
     keyring = Keyring.from_settings()
     with store.open_write(archive.file_name) as sink:
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
@@ -135,8 +136,11 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                     day_checksums[window_start.date().isoformat()] = list(
                         logstore.window_checksum(fractal_id, window_start, window_end)
                     )
+                day = day_rows.setdefault(window_start.date().isoformat(), [0, 0])
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
+                    day[0] += block.count(b"\n")
+                    day[1] += len(block)
                     failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
@@ -153,6 +157,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         "time_end": last,
         "progress_rows": trailer.rows,
         "day_checksums": day_checksums,
+        "day_rows": day_rows,
     }
 
 

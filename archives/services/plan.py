@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from archives.models import Archive
+from archives.services.options import RestoreOptions
 from strix import logstore
 from strix.fractals.models import Fractal
+
+
+@dataclass(frozen=True)
+class DayEstimate:
+    day: str
+    rows: int
+    bytes: int
+    whole: bool  # False: part of the day, estimated in proportion to the time taken
 
 
 @dataclass(frozen=True)
@@ -18,10 +27,39 @@ class RestorePlan:
     delete_rows: int
     delete_first: datetime | None
     delete_last: datetime | None
+    options: RestoreOptions = field(default_factory=RestoreOptions)
+
+    @property
+    def per_day(self) -> list[DayEstimate]:
+        """Rows and bytes per UTC day the restore takes, from the archive's record (no file is read)."""
+        start, end = self.options.start, self.options.end
+        days = []
+        for day, (rows, size) in sorted(self.archive.day_rows.items()):
+            day_start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+            day_end = day_start + timedelta(days=1)
+            lo, hi = max(day_start, start or day_start), min(day_end, end or day_end)
+            if lo >= hi:
+                continue
+            share = (hi - lo) / (day_end - day_start)
+            days.append(DayEstimate(day, round(rows * share), round(size * share), share == 1))
+        return days
+
+    @property
+    def exact(self) -> bool:
+        """The estimate is the count the restore will insert (before removing rows already present)."""
+        return bool(self.archive.day_rows) and not self.options.filters and all(d.whole for d in self.per_day)
 
     @property
     def insert_rows(self) -> int:
-        return self.archive.row_count or 0
+        if not self.options.narrows:
+            return self.archive.row_count or 0
+        if not self.archive.day_rows:
+            return self.archive.row_count or 0  # an archive older than per-day records: at most this
+        return sum(d.rows for d in self.per_day)
+
+    @property
+    def insert_bytes(self) -> int:
+        return sum(d.bytes for d in self.per_day)
 
     @property
     def needs_typed_name(self) -> bool:
@@ -30,8 +68,18 @@ class RestorePlan:
 
     def summary(self) -> str:
         archive = self.archive
+        first = max(filter(None, [archive.time_start, self.options.start]), default=None)
+        last = min(filter(None, [archive.time_end, self.options.end]), default=None)
+        quantity = (
+            f"{self.insert_rows:,} rows"
+            if self.exact or not self.options.narrows
+            else f"up to about {self.insert_rows:,} rows"
+        )
+        narrowed = ""
+        if self.options.filters:
+            narrowed = " matching the filter (the estimate counts every row of the range)"
         inserted = (
-            f"insert {self.insert_rows:,} rows ({_range(archive.time_start, archive.time_end)}) from archive "
+            f"insert {quantity}{narrowed} ({_range(first, last)}) from archive "
             f"{archive.short_id} made on {archive.created_at:%Y-%m-%d %H:%M:%S} UTC"
         )
         if not self.clear_existing or not self.delete_rows:
@@ -47,6 +95,8 @@ def _range(first: datetime | None, last: datetime | None) -> str:
     return f"{first:%Y-%m-%d %H:%M:%S} – {last:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def plan_restore(archive: Archive, target: Fractal, clear_existing: bool) -> RestorePlan:
+def plan_restore(
+    archive: Archive, target: Fractal, clear_existing: bool, options: RestoreOptions | None = None
+) -> RestorePlan:
     count, first, last = logstore.fractal_span(str(target.pk))
-    return RestorePlan(archive, target, clear_existing, count, first, last)
+    return RestorePlan(archive, target, clear_existing, count, first, last, options or RestoreOptions())

@@ -22,6 +22,7 @@ from archives.services.errors import JobCancelled, NotRestorable, require_admin
 from archives.services.history import record_event
 from archives.services.holds import hold_until_for
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
+from archives.services.options import RestoreOptions
 from archives.services.queue import RESTORE_TASK, enqueue_after_commit
 from archives.services.stored_file import RestoreMismatch, check_header, check_trailer
 from strix import failpoints, locks, logstore
@@ -40,6 +41,7 @@ def request_restore(
     clear_existing: bool = True,
     enqueue: bool = True,
     hold_days: int | None | str = "default",
+    options: RestoreOptions | None = None,
 ) -> RestoreJob:
     """Claim the target and queue the restore; the user must administer the source and the target.
 
@@ -51,6 +53,7 @@ def request_restore(
         require_admin(user, target)
     if archive.status != Archive.Status.COMPLETED:
         raise NotRestorable(f"archive {archive.id} is {archive.status}; only completed archives can be restored.")
+    options = options or RestoreOptions()
     if archive.verification == Archive.Verification.DAMAGED:
         raise NotRestorable(f"archive {archive.short_id} is damaged ({archive.damage}); it cannot be restored.")
 
@@ -63,8 +66,12 @@ def request_restore(
             lock_token=token,
             fence=fence,
             expected_rows=archive.row_count,
-            hold_start=archive.time_start,
-            hold_end=archive.time_end,
+            hold_start=_later(archive.time_start, options.start),
+            hold_end=_earlier(archive.time_end, options.end),
+            range_start=options.start,
+            range_end=options.end,
+            contains=options.contains,
+            field_filter=options.field_text,
             hold_days=settings.STRIX_RESTORE_HOLD_DAYS if hold_days == "default" else hold_days,
         )
         job.staging_table = promote.staging_table_name(job)
@@ -167,9 +174,22 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
         raise RestoreMismatch(
             f"staged {staged} rows but the archive holds {trailer.rows}; the target was left untouched."
         )
+    options = RestoreOptions.of(job)
+    if options.narrows:
+        require(claim)
+        logstore.narrow_staging(job.staging_table, options.start, options.end, options.contains, options.field)
+        staged = logstore.count_table(job.staging_table)
     if not job.clear_existing and staged:
         staged = _skip_rows_already_present(job, claim, staged)
     return staged
+
+
+def _later(a, b):
+    return b if a is None or (b is not None and b > a) else a
+
+
+def _earlier(a, b):
+    return b if a is None or (b is not None and b < a) else a
 
 
 def _skip_rows_already_present(job: RestoreJob, claim: Claim, staged: int) -> int:

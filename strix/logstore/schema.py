@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from strix.logstore.client import database, execute, server_version, sql_string, utc
@@ -33,6 +34,19 @@ def sql_time(value: datetime) -> str:
     if value.microsecond and has_datetime64(server_version()):
         return f"toDateTime64('{value:%Y-%m-%d %H:%M:%S}.{value.microsecond // 1000:03d}', 3, 'UTC')"
     return f"toDateTime('{value:%Y-%m-%d %H:%M:%S}', 'UTC')"
+
+
+def field_equals_sql(version: tuple[int, ...], key: str, value: str) -> str:
+    """A condition "the parsed field ``key`` is the string ``value``" on the ``fields`` JSON column.
+
+    Servers from 19.6 parse the JSON (JSONExtractString); older ones (18.16) have no JSON parser that
+    allows spaces after colons, so the key/value pair is matched as text in both spellings.
+    """
+    if version >= (19, 6):
+        return f"JSONExtractString(fields, {sql_string(key)}) = {sql_string(value)}"
+    pair = json.dumps({key: value}, ensure_ascii=False)[1:-1]  # "key": "value"
+    compact = json.dumps({key: value}, ensure_ascii=False, separators=(",", ":"))[1:-1]
+    return " OR ".join(f"position(fields, {sql_string(text)}) > 0" for text in (pair, compact))
 
 
 def timestamp_type(version: tuple[int, ...]) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from strix.logstore.client import database, execute, server_version
+from strix.logstore.client import database, execute, server_version, sql_string
 from strix.logstore.fences import wait_for_mutations
-from strix.logstore.schema import LOGS_TABLE, logs_table_ddl
+from strix.logstore.schema import LOGS_TABLE, field_equals_sql, logs_table_ddl
 
 
 def create_staging_table(name: str, fractal_id: str) -> None:
@@ -42,6 +42,28 @@ def drop_staged_duplicates(staging: str, fractal_id: str, start, end, timeout: f
         "WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp <= %(end)s)",
         {"fid": fractal_id, "start": start, "end": end},
     )
+    wait_for_mutations(staging, timeout)
+
+
+def narrow_staging(
+    staging: str, start=None, end=None, contains: str = "", field: tuple[str, str] | None = None, timeout=3600
+) -> None:
+    """Keep in a staging table only the rows in ``[start, end)`` whose raw log contains ``contains`` and
+    whose parsed field ``field[0]`` is ``field[1]``; a mutation on the restore's own table, waited for."""
+    conditions, params = [], {}
+    if start is not None:
+        conditions.append("timestamp >= %(start)s")
+        params["start"] = start
+    if end is not None:
+        conditions.append("timestamp < %(end)s")
+        params["end"] = end
+    if contains:
+        conditions.append(f"position(raw_log, {sql_string(contains)}) > 0")
+    if field is not None:
+        conditions.append(f"({field_equals_sql(server_version(), *field)})")
+    if not conditions:
+        return
+    execute(f"ALTER TABLE {database()}.{staging} DELETE WHERE NOT ({' AND '.join(conditions)})", params)
     wait_for_mutations(staging, timeout)
 
 

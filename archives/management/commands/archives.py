@@ -1,8 +1,10 @@
 """``manage.py archives``: create, list, restore, delete, verify and decrypt fractal archives."""
 
+import argparse
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -10,6 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archives import services
 from archives.models import Archive, RestoreJob
+from archives.services.options import RestoreOptions
+from archives.services.plan import plan_restore
 from strix import logstore
 from strix.crypto.errors import ContainerError
 from strix.crypto.files import decrypt_file, describe, open_input, verify_file, verify_stream
@@ -19,6 +23,17 @@ from strix.fractals.lookup import find_fractal
 from strix.fractals.models import Fractal
 from strix.locks import FractalBusy
 from strix.progress import ProgressBar
+
+
+def _utc_time(text: str) -> datetime:
+    """2026-11-20, 2026-11-20T13:00 or 2026-11-20 13:00:00 (UTC unless an offset is given)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time like 2026-11-20 or 2026-11-20T13:00"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Command(BaseCommand):
@@ -43,6 +58,15 @@ class Command(BaseCommand):
         restore.add_argument("--target", help="fractal to restore into (default: the archive's own)")
         restore.add_argument("--append", action="store_true", help="add to the target's logs instead of replacing")
         restore.add_argument("--non-interactive", action="store_true", help="do not ask before replacing logs")
+        restore.add_argument("--from", dest="time_from", type=_utc_time, help="only rows at or after this UTC time")
+        restore.add_argument("--to", dest="time_to", type=_utc_time, help="only rows before this UTC time")
+        restore.add_argument("--contains", default="", help="only rows whose raw log contains this text")
+        restore.add_argument("--field", default="", help="only rows whose parsed field NAME=VALUE")
+        restore.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print what the restore would delete and insert, per day; change nothing",
+        )
         self._common(restore)
         delete = sub.add_parser("delete", help="delete an archive: its stored file and its record")
         delete.add_argument("archive_id")
@@ -94,12 +118,25 @@ class Command(BaseCommand):
                 f"Completed: {archive.row_count:,} rows, {archive.size_bytes:,} bytes, {archive.file_name}"
             )
 
-    def _restore(self, archive_id, target, append, non_interactive, wait, username, **options):
+    def _restore(
+        self, archive_id, target, append, non_interactive, wait, username, time_from, time_to, contains, field,
+        dry_run, **options,
+    ):  # fmt: skip
         archive = self._archive(archive_id)
         target_fractal = find_fractal(target) if target else archive.fractal
+        choice = RestoreOptions.parse(time_from, time_to, contains, field)
+        plan = plan_restore(archive, target_fractal, not append, choice)
+        if dry_run:
+            for day in plan.per_day:
+                part = "" if day.whole else " (part of the day, estimated)"
+                self.stdout.write(f"{day.day}  {day.rows:>12,} rows  {day.bytes:>15,} bytes{part}")
+            self.stdout.write(plan.summary())
+            return
         if not append:
             self._confirm_replace(archive, target_fractal, non_interactive)
-        job = services.request_restore(self._user(username), archive, target=target_fractal, clear_existing=not append)
+        job = services.request_restore(
+            self._user(username), archive, target=target_fractal, clear_existing=not append, options=choice
+        )
         self.stdout.write(f"Restore {job.id} of archive {archive.id} into {target_fractal.name} queued.")
         if wait:
             job = self._wait(job, "Restoring")

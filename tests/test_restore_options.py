@@ -1,0 +1,75 @@
+"""Restores an investigator can aim: a time range, a filter, an estimate beforehand (real services)."""
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from archives import services
+from archives.models import RestoreJob
+from archives.services.options import BadRestoreOptions, RestoreOptions
+from archives.services.plan import plan_restore
+from strix import logstore
+from tests.jobs import archive_in_process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def restore(admin, archive, target, options):
+    job = services.request_restore(admin, archive, target=target, clear_existing=False, enqueue=False, options=options)
+    services.run_restore(job.id)
+    job.refresh_from_db()
+    assert job.status == RestoreJob.Status.COMPLETED, job.error
+    return job
+
+
+def clickhouse_count(where: str) -> int:
+    query = f"SELECT count() FROM {logstore.database()}.logs WHERE {where}"
+    return int(subprocess.run(["clickhouse-client", "-q", query], capture_output=True, text=True, check=True).stdout)
+
+
+def test_a_one_day_restore_of_a_30_day_archive_inserts_exactly_that_day_as_estimated(admin, make_fractal, seed_rows):
+    source, investigation = make_fractal(), make_fractal()
+    seed_rows(source, 1_000_000, days=30, seed=61, now=NOW)
+    archive = archive_in_process(admin, source)
+    assert sum(rows for rows, _size in archive.day_rows.values()) == 1_000_000
+    day_start = NOW - timedelta(days=12)
+    options = RestoreOptions(day_start, day_start + timedelta(days=1))
+
+    plan = plan_restore(archive, investigation, False, options)
+    expected = logstore.window_checksum(str(source.id), day_start, day_start + timedelta(days=1))
+    assert plan.exact and plan.insert_rows == expected[0] > 0
+    assert [d.day for d in plan.per_day] == [day_start.date().isoformat()]
+
+    job = restore(admin, archive, investigation, options)
+    assert job.rows_restored == plan.insert_rows
+    assert logstore.fractal_checksum(str(investigation.id)) == expected
+    assert (job.hold_start, job.hold_end) == (day_start, day_start + timedelta(days=1))
+
+
+def test_filtered_restores_insert_exactly_the_rows_the_same_predicate_counts_on_the_source(
+    admin, make_fractal, seed_rows
+):
+    source = make_fractal()
+    rows = seed_rows(source, 30_000, days=5, seed=62)
+    archive = archive_in_process(admin, source)
+
+    by_text = make_fractal()
+    job = restore(admin, archive, by_text, RestoreOptions.parse(contains="sshd"))
+    expected = clickhouse_count(f"fractal_id = '{source.id}' AND position(raw_log, 'sshd') > 0")
+    assert 0 < job.rows_restored == expected == logstore.count_rows(str(by_text.id))
+
+    for field_text, key, value in (("Channel=Security", "Channel", "Security"), ("user=zoë", "user", "zoë")):
+        job = restore(admin, archive, make_fractal(), RestoreOptions.parse(field_text=field_text))
+        wanted = sum(1 for row in rows if json.loads(row[3]).get(key) == value)  # counted independently
+        assert 0 < job.rows_restored == wanted, field_text
+
+
+def test_bad_restore_options_are_refused_before_anything_runs():
+    with pytest.raises(BadRestoreOptions, match="is not before"):
+        RestoreOptions(NOW, NOW - timedelta(days=1))
+    with pytest.raises(BadRestoreOptions, match="name=value"):
+        RestoreOptions.parse(field_text="no-equals-sign")
