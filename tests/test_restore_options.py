@@ -73,3 +73,32 @@ def test_bad_restore_options_are_refused_before_anything_runs():
         RestoreOptions(NOW, NOW - timedelta(days=1))
     with pytest.raises(BadRestoreOptions, match="name=value"):
         RestoreOptions.parse(field_text="no-equals-sign")
+
+
+def test_searching_an_archive_returns_exactly_what_the_same_query_returns_on_the_source(admin, make_fractal, seed_rows):
+    import io
+
+    from django.core.management import call_command
+
+    source = make_fractal()
+    seed_rows(source, 20_000, days=4, seed=63, now=NOW)
+    archive = archive_in_process(admin, source)
+    day = NOW - timedelta(days=2)
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "archives", "search", str(archive.id), "--from", f"{day:%Y-%m-%d}", "--to", f"{NOW:%Y-%m-%d}",
+        "--contains", "sshd", stdout=out, stderr=err,
+    )  # fmt: skip
+    found = sorted(json.loads(line)["log_id"] for line in out.getvalue().splitlines())
+    table, fid = f"{logstore.database()}.logs", source.id
+    window = (
+        f"timestamp >= toDateTime('{day:%Y-%m-%d %H:%M:%S}', 'UTC') AND timestamp < toDateTime('{NOW:%F %T}', 'UTC')"
+    )
+    query = f"SELECT log_id FROM {table} WHERE fractal_id = '{fid}' AND position(raw_log, 'sshd') > 0 AND {window}"
+    answer = subprocess.run(["clickhouse-client", "-q", query], capture_output=True, text=True, check=True)
+    expected = sorted(answer.stdout.split())
+    assert found == expected and len(found) > 100
+    assert f"{len(found):,} matching records" in err.getvalue()
+    limited = io.StringIO()
+    call_command("archives", "search", str(archive.id), "--limit", "5", stdout=limited, stderr=io.StringIO())
+    assert len(limited.getvalue().splitlines()) == 5
