@@ -34,6 +34,14 @@ def _matches(record: dict, options: RestoreOptions) -> bool:
     return True
 
 
+def _needle(text: str) -> bytes | None:
+    """Bytes every matching line must contain, to skip most lines without parsing them; None when the
+    text could be escaped differently in the stored JSON (quotes, backslashes, slashes, control bytes)."""
+    if not text or any(c in text for c in '"\\/') or any(ord(c) < 0x20 for c in text):
+        return None
+    return text.encode()
+
+
 def search_archive(
     archive: Archive, options: RestoreOptions, limit: int | None = None, on_progress: Callable[[int], None] = None
 ) -> Iterator[bytes]:
@@ -47,11 +55,14 @@ def search_archive(
         reader = ContainerReader(source, Keyring.from_settings())
         check_header(archive, reader.header)
         carry, rows = b"", 0
+        needle = _needle(options.contains)
         for block in reader:
             lines = (carry + block).split(b"\n")
             carry = lines.pop()
             rows += len(lines)
             for line in lines:
+                if needle is not None and needle not in line:
+                    continue
                 if line and _matches(json.loads(line), options):
                     yield line + b"\n"
                     found += 1

@@ -1,0 +1,89 @@
+"""Searching an archive without restoring it, beside ClickHouse answering the same query on the source.
+
+    .venv/bin/python bench/search.py --rows 1000000
+
+ours:   the archive search service (decrypt, decompress, parse every record, match) in a child process
+        whose peak RSS is its own, counting matches;
+native: clickhouse-client counting the same predicate on the live source rows (no decryption at all:
+        the figure an archive search competes with when the rows are still in ClickHouse).
+Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from common import peak_rss_mb, setup_django
+
+NEEDLE = "sshd"
+
+
+def child(archive_id: str) -> None:
+    from archives.models import Archive
+    from archives.services.options import RestoreOptions
+    from archives.services.search import search_archive
+
+    started = time.perf_counter()
+    found = sum(1 for _ in search_archive(Archive.objects.get(pk=archive_id), RestoreOptions.parse(contains=NEEDLE)))
+    print(time.perf_counter() - started, round(peak_rss_mb()), found)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept (default 3)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        setup_django(args.child[0])
+        child(args.child[1])
+        return
+
+    database = setup_django()
+    from archives import services
+    from strix import logstore
+    from strix.fractals.models import Fractal
+    from strix.fractals.seeding import seed_fractal_rows
+
+    logstore.ensure_schema()
+    source = Fractal.objects.create(name=f"bench-search-{database}")
+    try:
+        print(f"seeding {args.rows:,} rows over 30 days …", flush=True)
+        seed_fractal_rows(str(source.id), args.rows, days=30, seed=13)
+        archive = services.request_archive(None, source, enqueue=False)
+        services.run_archive(archive.id)
+        where = f"fractal_id = '{source.id}' AND position(raw_log, '{NEEDLE}') > 0"
+        query = f"SELECT count() FROM {database}.logs WHERE {where}"
+        ours, native = [], []
+        env = {**os.environ, "STRIX_CLICKHOUSE_DATABASE": database}
+        for _ in range(args.repeat):
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", database, str(archive.id)],
+                capture_output=True, text=True, env=env, check=True,
+            )  # fmt: skip
+            seconds, rss, found = result.stdout.split()
+            ours.append((float(seconds), int(rss), int(found)))
+            started = time.perf_counter()
+            answer = subprocess.run(["clickhouse-client", "-q", query], capture_output=True, text=True, check=True)
+            native.append((time.perf_counter() - started, int(answer.stdout)))
+        assert {found for _, _, found in ours} == {count for _, count in native}, "the counts differ"
+    finally:
+        from archives.models import Archive
+
+        for made in Archive.objects.filter(fractal=source):
+            services.delete_archive(None, made)
+        source.delete()
+        logstore.drop_database(database)
+
+    best, native_best = min(t for t, _, _ in ours), min(t for t, _ in native)
+    rss = max(r for _, r, _ in ours)
+    print(f"rows={args.rows:,} matches={ours[0][2]:,}  best of {args.repeat}")
+    print(f"ours (archive search): {best:.2f}s {args.rows / best:,.0f} rows/s, peak RSS {rss} MB")
+    print(f"clickhouse-client on the live rows: {native_best:.2f}s")
+    print(f"search_rows_per_s={args.rows / best:.0f} search_vs_native={native_best / best:.2f} peak_rss_mb={rss}")
+
+
+if __name__ == "__main__":
+    main()
