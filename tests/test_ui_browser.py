@@ -232,3 +232,45 @@ def test_a_fractal_the_user_does_not_administer_is_not_found_in_the_browser(
     assert "ui-mine" in listing and "ui-theirs" not in listing
     browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[theirs.pk])}")
     assert "Not Found" in browser.page_source or "404" in browser.title
+
+
+def test_an_investigator_restores_one_day_with_a_7_day_hold_and_sees_the_hold_in_the_manage_tab(
+    browser, live_server, ui_worker, make_user, make_fractal, seed_rows, tmp_path
+):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    production, investigation = make_fractal("prod-hold"), make_fractal("case-hold", retention_days=3)
+    seed_rows(production, 20_000, days=10, seed=71, now=today)
+    archive = services.request_archive(None, production, enqueue=False)
+    services.run_archive(archive.id)
+    make_user("ui-dfir", administers=[production, investigation], password="ui-password-4")
+    steps = Steps(browser, tmp_path)
+    login(browser, live_server, "ui-dfir", "ui-password-4")
+    wait = WebDriverWait(
+        browser, 90, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, WebDriverException)
+    )
+
+    day = today - timedelta(days=6)
+    expected = logstore.window_checksum(str(production.id), day, day + timedelta(days=1))
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_restore', args=[production.pk, archive.pk])}")
+    Select(browser.find_element(By.ID, "target")).select_by_visible_text("case-hold")
+    browser.find_element(By.ID, "clear_existing").click()  # append
+    for field, value in (("from", day), ("to", day + timedelta(days=1))):
+        browser.execute_script(
+            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'));",
+            browser.find_element(By.ID, field), f"{value:%Y-%m-%dT%H:%M}",
+        )  # fmt: skip
+    Select(browser.find_element(By.ID, "hold_days")).select_by_visible_text("7 days")
+    wait.until(lambda b: f"insert {expected[0]:,} rows" in b.find_element(By.ID, "summary").text)
+    steps.shot("one-day-restore-step")
+    browser.find_element(By.ID, "confirm-restore").click()
+    job = wait.until(lambda b: RestoreJob.objects.filter(target=investigation, status="completed").first())
+    assert logstore.fractal_checksum(str(investigation.id)) == expected
+    assert job.hold_days == 7 and job.hold_until > datetime.now(UTC) + timedelta(days=6)
+
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[investigation.pk])}")
+    holds = browser.find_element(By.ID, "restore-holds").text
+    assert job.short_id in holds and f"{job.hold_until:%Y-%m-%d %H:%M}" in holds
+    steps.shot("hold-in-manage-tab")
+    assert console_errors(browser) == []
