@@ -136,14 +136,15 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                     day_checksums[window_start.date().isoformat()] = list(
                         logstore.window_checksum(fractal_id, window_start, window_end)
                     )
-                day = day_rows.setdefault(window_start.date().isoformat(), [0, 0])
+                rows_before, day_bytes = writer.rows_written, 0
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
-                    day[0] += block.count(b"\n")
-                    day[1] += len(block)
+                    day_bytes += len(block)
                     failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
+                # The writer already counts rows for the trailer: the day's rows are its difference.
+                day_rows[window_start.date().isoformat()] = [writer.rows_written - rows_before, day_bytes]
             trailer = writer.close()
         heartbeat.check()
         require(claim)  # the file is published only by the job's owner

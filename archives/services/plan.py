@@ -58,10 +58,6 @@ class RestorePlan:
         return sum(d.rows for d in self.per_day)
 
     @property
-    def insert_bytes(self) -> int:
-        return sum(d.bytes for d in self.per_day)
-
-    @property
     def needs_typed_name(self) -> bool:
         """Replacing the logs of a non-empty fractal other than the archive's own: type its name first."""
         return self.clear_existing and self.delete_rows > 0 and self.target.pk != self.archive.fractal_id
