@@ -73,7 +73,9 @@ class Archive(OperationRecord):
     row_count = models.BigIntegerField(null=True, blank=True)
     time_start = models.DateTimeField(null=True, blank=True, help_text="earliest row timestamp in the archive")
     time_end = models.DateTimeField(null=True, blank=True, help_text="latest row timestamp in the archive")
-    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the archive's plaintext")
+    sha256 = models.CharField(
+        max_length=64, blank=True, help_text="format version 1 archives: SHA-256 of the plaintext"
+    )
     key_id = models.CharField(max_length=32, blank=True)
     # Per whole UTC day archived: [rows, sum of row hashes], taken just before the day was streamed, so
     # every row counted is in the archive. Retention deletes a day only while the log store still
@@ -81,6 +83,10 @@ class Archive(OperationRecord):
     day_checksums = models.JSONField(default=dict, blank=True, editable=False)
     # Per whole or partial UTC day archived: [rows, NDJSON bytes], for a restore's estimate beforehand.
     day_rows = models.JSONField(default=dict, blank=True, editable=False)
+    # Container format version 2 and later index their days: {day: [first chunk, file offset]}, the
+    # copy of the file's authenticated index a restore checks before reading only the days it needs.
+    format_version = models.PositiveSmallIntegerField(default=1, editable=False)
+    day_offsets = models.JSONField(default=dict, blank=True, editable=False)
     # Verify re-authenticates the stored file in the background; a damaged archive cannot be restored.
     verification = models.CharField(max_length=10, choices=Verification.choices, default="", blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
@@ -108,6 +114,8 @@ class RestoreJob(OperationRecord):
     rows_restored = models.BigIntegerField(null=True, blank=True)
     # Append mode: rows of the archive whose log_id the target already held (not inserted again).
     rows_skipped = models.BigIntegerField(default=0)
+    # Bytes of the stored file read: a time-range restore of a seekable archive reads only its days.
+    bytes_read = models.BigIntegerField(null=True, blank=True)
     staging_table = models.CharField(max_length=100, blank=True)
     # Set once the staged rows are verified (the commit point), then advanced step by step, so that a
     # promotion interrupted by a dead worker is finished by the reaper, never half left: see promote.py.

@@ -13,10 +13,11 @@ from django.conf import settings
 
 from backups import pgtools
 from backups.naming import backup_name, is_backup_name
-from strix.crypto.container import ContainerReader, ContainerWriter, read_plain_header
+from strix.crypto.container import ContainerWriter
 from strix.crypto.errors import ContainerError
 from strix.crypto.files import open_input, verify_stream
 from strix.crypto.keys import Keyring
+from strix.crypto.reader import ContainerReader, read_plain_header
 from strix.errors import OperatorError
 from strix.storage import DiskStore, StorageError, Store, get_store
 
@@ -73,7 +74,7 @@ def create_backup(store: Store, say: Say) -> BackupInfo:
                     writer.write(block)
     size = store.size(name)
     trailer = writer.trailer
-    say(f"wrote {size:,} bytes ({trailer.plaintext_bytes:,} bytes of pg_dump output), sha256 {trailer.sha256}")
+    say(f"wrote {size:,} bytes ({trailer.plaintext_bytes:,} bytes of pg_dump output, {trailer.chunks:,} chunks)")
     return BackupInfo.from_header(name, size, writer.header)
 
 
@@ -144,7 +145,7 @@ def verify_backup(opener, label: str, say: Say) -> BackupInfo:
             f"{label} was made by Strix Data Protection {header.app_version}, newer than this {settings.APP_VERSION}; "
             "upgrade before restoring it."
         )
-    say(f"authentic: {verified.trailer.plaintext_bytes:,} bytes, sha256 {verified.trailer.sha256}")
+    say(f"authentic: {verified.trailer.plaintext_bytes:,} bytes in {verified.trailer.chunks:,} chunks authenticated")
     return BackupInfo.from_header(label, None, header)
 
 

@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strix.crypto import errors
-from strix.crypto.container import CHUNK_SIZE, FRAME, TAG_BYTES, ContainerReader, ContainerWriter
+from strix.crypto.container import CHUNK_SIZE, ContainerWriter
+from strix.crypto.frames import FRAME, LOCATOR, TAG_BYTES
 from strix.crypto.header import FORMAT_VERSION, PREFIX
 from strix.crypto.keys import Keyring, generate_key, key_id, parse_key
+from strix.crypto.reader import ContainerReader, CountingReader
 
 KEY_A = generate_key()
 KEY_B = generate_key()
@@ -34,11 +36,11 @@ def open_all(blob: bytes, keyring=None) -> tuple[bytes, ContainerReader]:
 
 
 def frames(blob: bytes) -> list[tuple[int, int]]:
-    """(offset, total length) of every frame after the header."""
+    """(offset, total length) of every frame after the header, up to and including the final one."""
     offset = PREFIX.size + PREFIX.unpack(blob[: PREFIX.size])[2] + 32
-    spans = []
-    while offset < len(blob):
-        _, length = FRAME.unpack(blob[offset : offset + FRAME.size])
+    spans, flag = [], 0
+    while flag != 1:
+        flag, length = FRAME.unpack(blob[offset : offset + FRAME.size])
         spans.append((offset, FRAME.size + length))
         offset += FRAME.size + length
     return spans
@@ -85,7 +87,8 @@ def test_round_trip_of_200_mb_streams_exactly():
     check = hashlib.sha256()
     for chunk in reader:
         check.update(chunk)
-    assert check.hexdigest() == digest.hexdigest() == reader.trailer.sha256 == trailer.sha256
+    assert check.hexdigest() == digest.hexdigest()
+    assert reader.trailer == trailer and trailer.plaintext_bytes == 200 * ((1 << 20) + 1)
     assert reader.trailer.rows >= 200
 
 
@@ -200,6 +203,12 @@ def test_truncation_inside_chunks_is_refused(multi_chunk_file):
             refuse(multi_chunk_file[: offset + cut], errors.TruncatedError)
 
 
+def test_truncation_inside_the_locator_is_refused(multi_chunk_file):
+    for cut in range(1, LOCATOR.size):
+        error = refuse(multi_chunk_file[:-cut], errors.TruncatedError)
+        assert "locator" in str(error)
+
+
 def test_truncation_inside_the_header_is_refused(multi_chunk_file):
     refuse(multi_chunk_file[: PREFIX.size + 5], errors.TruncatedError)
 
@@ -270,3 +279,86 @@ def test_context_manager_aborts_on_error_and_writes_no_trailer():
     assert writer.trailer is None
     with pytest.raises(errors.TruncatedError):
         open_all(sink.getvalue())
+
+
+# --- version 2: segments that can be read alone ----------------------------------------------------
+
+
+def day_rows(day: int, n: int) -> bytes:
+    return b"".join(
+        b'{"timestamp":"2026-11-%02d 10:00:%02d","raw_log":"row %d"}\n' % (day, i % 60, i) for i in range(n)
+    )
+
+
+DAYS = {f"2026-11-{d:02d}": day_rows(d, 300 + 40 * d) for d in range(1, 8)}
+
+
+def seal_days(days: dict[str, bytes], chunk_size=SMALL_CHUNK) -> bytes:
+    sink = io.BytesIO()
+    writer = ContainerWriter(sink, Keyring.from_values(KEY_A), "archive", {}, chunk_size=chunk_size, level=1)
+    for label, data in days.items():
+        writer.begin_segment(label)
+        for offset in range(0, len(data), 5000):
+            writer.write(data[offset : offset + 5000])
+    writer.close()
+    return sink.getvalue()
+
+
+def test_a_segmented_file_reads_whole_and_indexes_every_day():
+    blob = seal_days({**DAYS, "2026-11-08": b""})  # a day without rows gets no segment
+    plain, reader = open_all(blob)
+    assert plain == b"".join(DAYS.values())
+    assert [s.label for s in reader.trailer.segments] == list(DAYS)
+    assert [s.rows for s in reader.trailer.segments] == [d.count(b"\n") for d in DAYS.values()]
+    assert ContainerReader(io.BytesIO(blob), Keyring.from_values(KEY_A)).index() == reader.trailer
+
+
+def test_one_segment_is_read_alone_from_its_own_chunks():
+    blob = seal_days(DAYS)
+    source = CountingReader(io.BytesIO(blob))
+    reader = ContainerReader(source, Keyring.from_values(KEY_A))
+    assert b"".join(reader.read_segments(["2026-11-04"])) == DAYS["2026-11-04"]
+    assert source.bytes_read < len(blob) / 3  # header, locator, trailer and one day of seven
+    both = b"".join(reader.read_segments(["2026-11-06", "2026-11-02"]))  # in file order
+    assert both == DAYS["2026-11-02"] + DAYS["2026-11-06"]
+    assert b"".join(reader.read_segments(["2025-01-01"])) == b""
+
+
+def test_a_damaged_day_fails_only_the_reads_that_touch_it():
+    blob = seal_days(DAYS)
+    index = ContainerReader(io.BytesIO(blob), Keyring.from_values(KEY_A)).index()
+    third = index.segment("2026-11-03")
+    damaged = flip(blob, third.offset + FRAME.size + 7)
+    reader = ContainerReader(io.BytesIO(damaged), Keyring.from_values(KEY_A))
+    assert b"".join(reader.read_segments(["2026-11-05"])) == DAYS["2026-11-05"]
+    with pytest.raises(errors.ChunkAuthenticationError) as caught:
+        b"".join(reader.read_segments(["2026-11-03"]))
+    assert caught.value.index == third.chunk
+    refuse(damaged, errors.ChunkAuthenticationError)
+
+
+def test_a_locator_pointing_elsewhere_is_refused():
+    blob = seal_days(DAYS)
+    final_offset, chunks, magic = LOCATOR.unpack(blob[-LOCATOR.size :])
+    for altered in (
+        LOCATOR.pack(final_offset - 1, chunks, magic),
+        LOCATOR.pack(final_offset, chunks - 1, magic),
+        LOCATOR.pack(final_offset, chunks, b"XXXX"),
+    ):
+        reader = ContainerReader(io.BytesIO(blob[: -LOCATOR.size] + altered), Keyring.from_values(KEY_A))
+        with pytest.raises(errors.ContainerError):
+            reader.index()
+        refuse(blob[: -LOCATOR.size] + altered, errors.ContainerError)
+
+
+def test_segments_must_cover_everything_or_nothing():
+    writer = ContainerWriter(io.BytesIO(), Keyring.from_values(KEY_A), "archive", {})
+    writer.write(b"{}\n")
+    with pytest.raises(ValueError):
+        writer.begin_segment("2026-11-01")
+    writer.abort()
+    writer = ContainerWriter(io.BytesIO(), Keyring.from_values(KEY_A), "archive", {})
+    writer.begin_segment("2026-11-01")
+    with pytest.raises(ValueError):
+        writer.begin_segment("2026-11-01")
+    writer.abort()

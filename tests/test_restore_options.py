@@ -48,6 +48,12 @@ def test_a_one_day_restore_of_a_30_day_archive_inserts_exactly_that_day_as_estim
     assert job.rows_restored == plan.insert_rows
     assert logstore.fractal_checksum(str(investigation.id)) == expected
     assert (job.hold_start, job.hold_end) == (day_start, day_start + timedelta(days=1))
+    # Seekable archive: only that day's chunks (plus header, locator and index) were read.
+    assert archive.format_version == 2 and len(archive.day_offsets) >= 30
+    assert 0 < job.bytes_read <= archive.size_bytes / 10, (job.bytes_read, archive.size_bytes)
+
+    whole = restore(admin, archive, make_fractal(), RestoreOptions())
+    assert whole.rows_restored == 1_000_000 and whole.bytes_read == archive.size_bytes
 
 
 def test_filtered_restores_insert_exactly_the_rows_the_same_predicate_counts_on_the_source(
@@ -58,9 +64,14 @@ def test_filtered_restores_insert_exactly_the_rows_the_same_predicate_counts_on_
     archive = archive_in_process(admin, source)
 
     by_text = make_fractal()
+    plan = plan_restore(archive, by_text, False, RestoreOptions.parse(contains="sshd"))
     job = restore(admin, archive, by_text, RestoreOptions.parse(contains="sshd"))
     expected = clickhouse_count(f"fractal_id = '{source.id}' AND position(raw_log, 'sshd') > 0")
     assert 0 < job.rows_restored == expected == logstore.count_rows(str(by_text.id))
+    # The estimate of a filter comes from a sample of the archive, and says so.
+    assert plan.filter_sample.sampled == 20_000 and not plan.exact
+    assert abs(plan.insert_rows - expected) <= 0.05 * 30_000, (plan.insert_rows, expected)
+    assert "estimated from a sample" in plan.summary()
 
     for field_text, key, value in (("Channel=Security", "Channel", "Security"), ("user=zoë", "user", "zoë")):
         job = restore(admin, archive, make_fractal(), RestoreOptions.parse(field_text=field_text))

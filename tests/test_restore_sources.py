@@ -14,8 +14,9 @@ from archives import services
 from archives.models import FractalClaim, RestoreJob
 from archives.services.promote import STAGING_PREFIX
 from strix import logstore
-from strix.crypto.container import ContainerReader, ContainerWriter
+from strix.crypto.container import ContainerWriter
 from strix.crypto.keys import Keyring
+from strix.crypto.reader import ContainerReader
 from strix.storage import get_store
 from tests.celery_worker import wait_for_job
 from tests.jobs import archive_in_process

@@ -126,25 +126,20 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     # are streamed up to it, so a row arriving meanwhile with a later timestamp waits for the next archive.
     until = logstore.just_after(last) if expected else None
     day_checksums: dict[str, list[int]] = {}
-    day_rows: dict[str, list[int]] = {}  # per UTC day: [rows, NDJSON bytes], for restore estimates
     keyring = Keyring.from_settings()
     with store.open_write(archive.file_name) as sink:
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
             for window_start, window_end in logstore.windows_between(first, last, since, until) if expected else []:
+                day = window_start.date().isoformat()
                 if fractal.retention_days and window_start == _midnight(window_start):
                     # Taken before the day is streamed: every row it counts is in this archive.
-                    day_checksums[window_start.date().isoformat()] = list(
-                        logstore.window_checksum(fractal_id, window_start, window_end)
-                    )
-                rows_before, day_bytes = writer.rows_written, 0
+                    day_checksums[day] = list(logstore.window_checksum(fractal_id, window_start, window_end))
+                writer.begin_segment(day)  # each day its own zstd frame, indexed: restorable alone
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
-                    day_bytes += len(block)
                     failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
-                # The writer already counts rows for the trailer: the day's rows are its difference.
-                day_rows[window_start.date().isoformat()] = [writer.rows_written - rows_before, day_bytes]
             trailer = writer.close()
         heartbeat.check()
         require(claim)  # the file is published only by the job's owner
@@ -152,13 +147,15 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     heartbeat.progress(trailer.rows)
     return {
         "row_count": trailer.rows,
-        "sha256": trailer.sha256,
         "key_id": writer.header.key_id,
         "time_start": first,
         "time_end": last,
         "progress_rows": trailer.rows,
         "day_checksums": day_checksums,
-        "day_rows": day_rows,
+        # The file's own day index, for restore estimates and for reading only the days asked for.
+        "format_version": writer.header.version,
+        "day_rows": {s.label: [s.rows, s.plaintext_bytes] for s in trailer.segments},
+        "day_offsets": {s.label: [s.chunk, s.offset] for s in trailer.segments},
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from archives.services.errors import ArchiveError
 
@@ -44,6 +44,11 @@ class RestoreOptions:
     @property
     def narrows(self) -> bool:
         return bool(self.start or self.end or self.contains or self.field)
+
+    def touches_day(self, day: str) -> bool:
+        """Whether the UTC day ``YYYY-MM-DD`` holds any instant of the time range."""
+        start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        return (self.end is None or start < self.end) and (self.start is None or start + timedelta(days=1) > self.start)
 
     @property
     def filters(self) -> bool:

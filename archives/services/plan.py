@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from archives.models import Archive
 from archives.services.options import RestoreOptions
+from archives.services.search import FilterSample, sample_filter
 from strix import logstore
 from strix.fractals.models import Fractal
 
@@ -28,6 +29,7 @@ class RestorePlan:
     delete_first: datetime | None
     delete_last: datetime | None
     options: RestoreOptions = field(default_factory=RestoreOptions)
+    filter_sample: FilterSample | None = None  # with a filter: its share of the range, from a sample
 
     @property
     def per_day(self) -> list[DayEstimate]:
@@ -50,12 +52,17 @@ class RestorePlan:
         return bool(self.archive.day_rows) and not self.options.filters and all(d.whole for d in self.per_day)
 
     @property
-    def insert_rows(self) -> int:
-        if not self.options.narrows:
-            return self.archive.row_count or 0
-        if not self.archive.day_rows:
+    def range_rows(self) -> int:
+        """Rows of the time range (all of them when there is none), from the record."""
+        if not (self.options.start or self.options.end) or not self.archive.day_rows:
             return self.archive.row_count or 0  # an archive older than per-day records: at most this
         return sum(d.rows for d in self.per_day)
+
+    @property
+    def insert_rows(self) -> int:
+        if self.filter_sample is not None:
+            return round(self.range_rows * self.filter_sample.share)
+        return self.range_rows
 
     @property
     def needs_typed_name(self) -> bool:
@@ -69,11 +76,15 @@ class RestorePlan:
         quantity = (
             f"{self.insert_rows:,} rows"
             if self.exact or not self.options.narrows
-            else f"up to about {self.insert_rows:,} rows"
+            else f"about {self.insert_rows:,} rows"
         )
         narrowed = ""
-        if self.options.filters:
-            narrowed = " matching the filter (the estimate counts every row of the range)"
+        if self.filter_sample is not None:
+            sample = self.filter_sample
+            narrowed = (
+                f" matching the filter (estimated from a sample: {sample.matched:,} of {sample.sampled:,} rows "
+                f"matched, of {self.range_rows:,} in the range)"
+            )
         inserted = (
             f"insert {quantity}{narrowed} ({_range(first, last)}) from archive "
             f"{archive.short_id} made on {archive.created_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -94,5 +105,7 @@ def _range(first: datetime | None, last: datetime | None) -> str:
 def plan_restore(
     archive: Archive, target: Fractal, clear_existing: bool, options: RestoreOptions | None = None
 ) -> RestorePlan:
+    options = options or RestoreOptions()
     count, first, last = logstore.fractal_span(str(target.pk))
-    return RestorePlan(archive, target, clear_existing, count, first, last, options or RestoreOptions())
+    sample = sample_filter(archive, options) if options.filters else None
+    return RestorePlan(archive, target, clear_existing, count, first, last, options, sample)

@@ -24,12 +24,9 @@ from archives.services.holds import hold_until_for
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from archives.services.options import RestoreOptions
 from archives.services.queue import RESTORE_TASK, enqueue_after_commit
-from archives.services.stored_file import RestoreMismatch, check_header, check_trailer
+from archives.services.stored_file import RestoreMismatch, open_archive
 from strix import failpoints, locks, logstore
-from strix.crypto.container import ContainerReader
-from strix.crypto.keys import Keyring
 from strix.fractals.models import Fractal
-from strix.storage import get_store
 
 log = logging.getLogger(__name__)
 
@@ -148,18 +145,19 @@ def _leave_to_reaper(job: RestoreJob, claim: Claim, error: Exception) -> None:
 
 
 def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
-    """Stream the archive into the staging table and verify it; the target is not touched."""
+    """Stream the archive (or, for a time range, only its days) into the staging table and verify it;
+    the target is not touched."""
     archive = job.archive
-    heartbeat.progress(0, archive.row_count)
-    with get_store("archives").open_read(archive.file_name) as source:
-        reader = ContainerReader(source, Keyring.from_settings())
-        check_header(archive, reader.header)
+    options = RestoreOptions.of(job)
+    with open_archive(archive) as stored:
+        stored.aim(options)
+        heartbeat.progress(0, stored.expected_rows)
         require(claim)
         logstore.create_staging_table(job.staging_table, str(job.target_id))
 
         def records():
             rows = 0
-            for block in reader:
+            for block in stored.blocks():
                 rows += block.count(b"\n")
                 heartbeat.progress(rows)
                 heartbeat.check()
@@ -167,14 +165,12 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
                 yield block
 
         logstore.insert_records(job.staging_table, records())
-    trailer = reader.trailer
-    check_trailer(archive, trailer)
     staged = logstore.count_table(job.staging_table)
-    if staged != trailer.rows:
+    if staged != stored.expected_rows:
         raise RestoreMismatch(
-            f"staged {staged} rows but the archive holds {trailer.rows}; the target was left untouched."
+            f"staged {staged} rows but the archive holds {stored.expected_rows} there; the target was left untouched."
         )
-    options = RestoreOptions.of(job)
+    write_job(job, claim, bytes_read=stored.bytes_read)
     if options.narrows:
         require(claim)
         logstore.narrow_staging(job.staging_table, options.start, options.end, options.contains, options.field)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from archives.models import Archive
 from archives.services.options import RestoreOptions
-from archives.services.stored_file import check_header, check_trailer
-from strix.crypto.container import ContainerReader
-from strix.crypto.keys import Keyring
-from strix.storage import get_store
+from archives.services.stored_file import open_archive
 
 
 def _timestamp(record: dict) -> datetime:
@@ -47,16 +45,16 @@ def search_archive(
 ) -> Iterator[bytes]:
     """Yield the matching NDJSON lines (each ending with a newline), at most ``limit`` of them.
 
-    Read to its end, the file is checked against its record (rows, trailer) as a restore would; a
-    search stopped by ``limit`` has authenticated every chunk it read.
+    Only the days the time range touches are read when the archive is indexed by day. Read to its
+    end, the file is checked against its record as a restore would; a search stopped by ``limit``
+    has authenticated every chunk it read.
     """
     found = 0
-    with get_store("archives").open_read(archive.file_name) as source:
-        reader = ContainerReader(source, Keyring.from_settings())
-        check_header(archive, reader.header)
+    with open_archive(archive) as stored:
+        stored.aim(options)
         carry, rows = b"", 0
         needle = _needle(options.contains)
-        for block in reader:
+        for block in stored.blocks():
             lines = (carry + block).split(b"\n")
             carry = lines.pop()
             rows += len(lines)
@@ -70,4 +68,56 @@ def search_archive(
                         return
             if on_progress:
                 on_progress(rows)
-    check_trailer(archive, reader.trailer)
+
+
+SAMPLE_ROWS = 20_000
+SAMPLE_DAYS = 5
+
+
+@dataclass(frozen=True)
+class FilterSample:
+    """How many rows of a sample of the time range matched the filter: the filter's share, estimated."""
+
+    sampled: int
+    matched: int
+
+    @property
+    def share(self) -> float:
+        return self.matched / self.sampled if self.sampled else 0.0
+
+
+def sample_filter(archive: Archive, options: RestoreOptions, rows: int = SAMPLE_ROWS) -> FilterSample:
+    """Read up to ``rows`` rows of the time range, spread over up to SAMPLE_DAYS of its days when the
+    archive is indexed by day (the first rows of each), and count those the filter keeps."""
+    in_range = RestoreOptions(options.start, options.end)
+    sampled = matched = 0
+    with open_archive(archive) as stored:
+        stored.aim(in_range)
+        if stored.days is None:
+            sources, per_source = [stored.blocks()], rows
+        else:
+            days = stored.days
+            if len(days) > SAMPLE_DAYS:  # evenly spaced, first and last included
+                days = [days[round(i * (len(days) - 1) / (SAMPLE_DAYS - 1))] for i in range(SAMPLE_DAYS)]
+            sources = [stored.reader.read_segments([day]) for day in days]
+            per_source = -(-rows // max(len(days), 1))
+        for blocks in sources:
+            taken = 0
+            for line in _lines(blocks):
+                record = json.loads(line)
+                if not _matches(record, in_range):
+                    continue
+                sampled, taken = sampled + 1, taken + 1
+                matched += _matches(record, options)
+                if taken >= per_source:
+                    break
+            blocks.close()  # a partial read: the rest of the day is not needed
+    return FilterSample(sampled, matched)
+
+
+def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    carry = b""
+    for block in blocks:
+        lines = (carry + block).split(b"\n")
+        carry = lines.pop()
+        yield from (line for line in lines if line)

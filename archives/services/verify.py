@@ -15,11 +15,8 @@ from archives.models import Archive, ArchiveEvent
 from archives.services.errors import NotRestorable, require_admin
 from archives.services.history import record_event
 from archives.services.queue import VERIFY_TASK, enqueue_after_commit
-from archives.services.stored_file import check_header, check_trailer
-from strix.crypto.container import ContainerReader
-from strix.crypto.keys import Keyring
+from archives.services.stored_file import open_archive
 from strix.errors import OperatorError
-from strix.storage import get_store
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +37,9 @@ def request_verify(user, archive: Archive, enqueue: bool = True) -> Archive:
 def run_verify(archive_id) -> Archive:
     archive = Archive.objects.get(pk=archive_id)
     try:
-        with get_store("archives").open_read(archive.file_name) as source:
-            reader = ContainerReader(source, Keyring.from_settings())
-            check_header(archive, reader.header)
-            for _block in reader:
+        with open_archive(archive) as stored:
+            for _block in stored.blocks():  # authenticates every chunk, then the trailer and day index
                 pass
-        check_trailer(archive, reader.trailer)
     except OperatorError as e:
         Archive.objects.filter(pk=archive.pk).update(
             verification=Archive.Verification.DAMAGED, damage=str(e), verified_at=timezone.now()

@@ -1,63 +1,72 @@
-"""Streaming encrypted container: zstd, then chunked AES-256-GCM (STREAM construction).
+"""Writing the streaming encrypted container: zstd, then chunked AES-256-GCM (layout in docs/FORMAT.md).
 
-After the header (see header.py) come frames ``flag u8 | length u32 BE | ciphertext ‖ tag(16)``.
-Data frames (flag 0) carry consecutive slices of the zstd stream, each at most ``chunk_size``
-bytes; the final frame (flag 1) carries the trailer JSON. Chunk ``i`` is sealed with
-nonce = nonce_prefix(7) ‖ i (u32 BE) ‖ flag(1) and AAD = SHA-256(header), so reordering,
-truncation, splicing and header edits all fail authentication. Memory stays at a few chunks.
+After the header come data frames holding consecutive slices of the compressed stream, each at most
+``chunk_size`` bytes, then the final frame with the trailer, then (version 2) a 16-byte locator.
+
+Version 2 files are *seekable*: a writer may cut the plaintext into labelled **segments** (archives
+use one per UTC day). Each segment is its own zstd frame starting at the first byte of a data chunk,
+and the trailer lists every segment's first chunk, file offset, bytes and rows, so a reader can open
+one day without reading the others. Every chunk is authenticated at its position and the trailer
+commits to the chunk count, byte and row totals; each zstd frame carries its content checksum.
+Memory stays at a few chunks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
-import struct
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
 
 import zstandard
-from Crypto.Cipher import AES
 
 from strix.crypto import header as hdr
-from strix.crypto.errors import (
-    ChunkAuthenticationError,
-    ChunkOrderError,
-    CorruptCompressionError,
-    LastChunkFlagError,
-    TrailerMismatchError,
-    TrailingDataError,
-    TruncatedError,
-)
+from strix.crypto.frames import DATA, FINAL, LOCATOR, LOCATOR_MAGIC, seal
 from strix.crypto.keys import Keyring
 
 CHUNK_SIZE = 1024 * 1024
 ZSTD_JOB_SIZE = 2 * 1024 * 1024
-TAG_BYTES = 16
-FRAME = struct.Struct(">BI")
-DATA, FINAL = 0, 1
-MAX_TRAILER = 4096
-# How far from its position a failed chunk is looked for, to tell reordering from tampering.
-REORDER_SEARCH = 64
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A labelled part of the plaintext: one zstd frame, from data chunk ``chunk`` at file ``offset``."""
+
+    label: str
+    chunk: int
+    offset: int
+    plaintext_bytes: int
+    rows: int | None
+
+    @classmethod
+    def from_json(cls, value: dict) -> Segment:
+        return cls(
+            label=str(value["label"]),
+            chunk=int(value["chunk"]),
+            offset=int(value["offset"]),
+            plaintext_bytes=int(value["plaintext_bytes"]),
+            rows=None if value["rows"] is None else int(value["rows"]),
+        )
 
 
 @dataclass(frozen=True)
 class Trailer:
     plaintext_bytes: int
-    sha256: str
     rows: int | None
     chunks: int
+    sha256: str | None = None  # version 1 only: version 2 relies on the chunk tags and zstd checksums
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
 
     def to_json(self) -> bytes:
-        return json.dumps(self.__dict__, sort_keys=True, separators=(",", ":")).encode()
+        document = {"chunks": self.chunks, "plaintext_bytes": self.plaintext_bytes, "rows": self.rows}
+        document["segments"] = [asdict(s) for s in self.segments]
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
-
-def _nonce(prefix: bytes, index: int, flag: int) -> bytes:
-    return prefix + struct.pack(">IB", index, flag)
+    def segment(self, label: str) -> Segment | None:
+        return next((s for s in self.segments if s.label == label), None)
 
 
 class ContainerWriter:
@@ -94,18 +103,26 @@ class ContainerWriter:
         raw = hdr.encode_header(header, keys)
         self.header = hdr.Header(**{**header.__dict__, "raw": raw})
         self._key = keys.payload_key
-        self._aad = self.header.digest
         self._sink.write(raw)
+        self._offset = len(raw)
+        self._chunk_size = chunk_size
         # 2 MiB jobs: measured here, zstd's default job size for level 3 used twice the memory and was slower.
-        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=ZSTD_JOB_SIZE)
-        self._chunker = zstandard.ZstdCompressor(compression_params=params).chunker(chunk_size=chunk_size)
-        self._sha = hashlib.sha256()
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=ZSTD_JOB_SIZE, write_checksum=True
+        )
+        self._compressor = zstandard.ZstdCompressor(compression_params=params)
         self._bytes = 0
         self._rows = 0
         self._index = 0
+        # Caller's side: the open segment's label and its counts when it began.
+        self._labels: list[str] = []
+        self._segment_counts: list[tuple[int, int]] = []  # (bytes, rows) at each segment's start
+        self._unsegmented = False
+        # Compressing thread's side: (label, first chunk, offset) of each segment it started.
+        self._starts: list[tuple[str, int, int]] = []
         self.trailer: Trailer | None = None
-        # Hashing and row counting stay on the caller's thread while compression and sealing run on
-        # another: both release the GIL, so the two overlap on two cores. The queue bounds memory.
+        # Row counting stays on the caller's thread while compression and sealing run on another:
+        # both release the GIL, so the two overlap on two cores. The queue bounds memory.
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._compress_and_seal, name="container-writer", daemon=True)
@@ -116,14 +133,29 @@ class ContainerWriter:
         """Rows (newlines) written so far; archives only."""
         return self._rows
 
+    def begin_segment(self, label: str) -> None:
+        """What is written from now on belongs to segment ``label`` (a UTC day, for archives).
+
+        A segment no byte is written to is left out of the index. Either every byte belongs to a
+        segment or none does.
+        """
+        if self._unsegmented:
+            raise ValueError("segments must begin before anything is written")
+        if label in self._labels:
+            raise ValueError(f"segment {label!r} was already written")
+        self._labels.append(label)
+        self._segment_counts.append((self._bytes, self._rows))
+        self._queue.put(("segment", label))
+
     def write(self, data: bytes) -> int:
         if self.trailer is not None:
             raise ValueError("the container is already closed")
         self._raise_failure()
         if not data:
             return 0
+        if not self._labels:
+            self._unsegmented = True
         data = bytes(data)
-        self._sha.update(data)
         self._bytes += len(data)
         if self._count_rows:
             self._rows += data.count(b"\n")
@@ -138,11 +170,13 @@ class ContainerWriter:
         self._raise_failure()
         trailer = Trailer(
             plaintext_bytes=self._bytes,
-            sha256=self._sha.hexdigest(),
             rows=self._rows if self._count_rows else None,
             chunks=self._index,
+            segments=self._segments(),
         )
-        self._seal(trailer.to_json(), FINAL)
+        final_offset = self._offset
+        self._write_frame(trailer.to_json(), FINAL)
+        self._sink.write(LOCATOR.pack(final_offset, trailer.chunks, LOCATOR_MAGIC))
         self.trailer = trailer
         return trailer
 
@@ -166,150 +200,57 @@ class ContainerWriter:
         else:
             self.abort()
 
+    def _segments(self) -> tuple[Segment, ...]:
+        """Segments that received bytes, with the counts the caller's side kept for each."""
+        if not self._labels:
+            return ()
+        ends = self._segment_counts[1:] + [(self._bytes, self._rows)]
+        counts = {
+            label: (end[0] - start[0], end[1] - start[1])
+            for label, start, end in zip(self._labels, self._segment_counts, ends, strict=True)
+        }
+        return tuple(
+            Segment(label, chunk, offset, counts[label][0], counts[label][1] if self._count_rows else None)
+            for label, chunk, offset in self._starts
+        )
+
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
 
     def _compress_and_seal(self) -> None:
         try:
-            while (data := self._queue.get()) is not None:
-                if self._failure is None:
-                    for chunk in self._chunker.compress(data):
-                        self._seal(chunk, DATA)
+            chunker, label = None, None
+            while (item := self._queue.get()) is not None:
+                if self._failure is not None:
+                    continue
+                if isinstance(item, tuple):  # a new segment: its bytes start a new zstd frame, later
+                    chunker = self._finish_frame(chunker)
+                    label = item[1]
+                    continue
+                if chunker is None:
+                    chunker = self._compressor.chunker(chunk_size=self._chunk_size)
+                    if label is not None:
+                        self._starts.append((label, self._index, self._offset))
+                for chunk in chunker.compress(item):
+                    self._write_frame(chunk, DATA)
             if self._failure is None:
-                for chunk in self._chunker.finish():
-                    self._seal(chunk, DATA)
+                self._finish_frame(chunker)
         except BaseException as e:  # re-raised on the caller's thread at the next write or close
             self._failure = e
             while self._queue.get() is not None:  # keep draining so the caller never blocks
                 pass
 
-    def _seal(self, plaintext: bytes, flag: int) -> None:
-        cipher = AES.new(self._key, AES.MODE_GCM, nonce=_nonce(self.header.nonce_prefix, self._index, flag))
-        cipher.update(self._aad)
-        ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-        self._sink.write(FRAME.pack(flag, len(ciphertext) + TAG_BYTES))
-        self._sink.write(ciphertext)
-        self._sink.write(tag)
+    def _finish_frame(self, chunker) -> None:
+        """End the open zstd frame; its last, shorter chunk ends a data frame, so the next segment
+        starts on a frame boundary."""
+        if chunker is not None:
+            for chunk in chunker.finish():
+                self._write_frame(chunk, DATA)
+        return None
+
+    def _write_frame(self, plaintext: bytes, flag: int) -> None:
+        frame = seal(self._key, self.header, self._index, flag, plaintext)
+        self._sink.write(frame)
+        self._offset += len(frame)
         self._index += 1
-
-
-class _ChunkSource:
-    """Authenticated zstd bytes from the frames, as a readable stream for the decompressor."""
-
-    def __init__(self, source: BinaryIO, header: hdr.Header, key: bytes):
-        self._source = source
-        self._header = header
-        self._key = key
-        self._aad = header.digest
-        self._index = 0
-        self._pending = memoryview(b"")
-        self.trailer_bytes: bytes | None = None
-        self._max_frame = max(header.chunk_size, MAX_TRAILER) + TAG_BYTES
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._pending and self.trailer_bytes is None:
-            self._pending = memoryview(self._next_frame())
-        if size < 0:
-            size = len(self._pending)
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out.tobytes()
-
-    def drain(self) -> bytes:
-        """Everything left before the final frame (should be nothing), then the trailer bytes."""
-        leftover = bytearray(self._pending)
-        self._pending = memoryview(b"")
-        while self.trailer_bytes is None:
-            leftover += self._next_frame()
-        return bytes(leftover)
-
-    def _next_frame(self) -> bytes:
-        prefix = self._source.read(FRAME.size)
-        if len(prefix) < FRAME.size:
-            raise TruncatedError(
-                f"the file ends after chunk {self._index - 1} without its final chunk; it was truncated."
-                if not prefix
-                else f"the file ends inside the frame of chunk {self._index}; it was truncated."
-            )
-        flag, length = FRAME.unpack(prefix)
-        if flag not in (DATA, FINAL) or not TAG_BYTES <= length <= self._max_frame:
-            raise ChunkAuthenticationError(self._index, "its frame is malformed")
-        body = self._source.read(length)
-        if len(body) < length:
-            raise TruncatedError(f"the file ends inside chunk {self._index}; it was truncated.")
-        plaintext = self._open(body, self._index, flag)
-        self._index += 1
-        if flag == FINAL:
-            self.trailer_bytes = plaintext
-            if self._source.read(1):
-                raise TrailingDataError("bytes follow the final chunk; data was appended to the file.")
-            return b""
-        return plaintext
-
-    def _decrypt(self, body: bytes, index: int, flag: int) -> bytes | None:
-        cipher = AES.new(self._key, AES.MODE_GCM, nonce=_nonce(self._header.nonce_prefix, index, flag))
-        cipher.update(self._aad)
-        try:
-            return cipher.decrypt_and_verify(body[:-TAG_BYTES], body[-TAG_BYTES:])
-        except ValueError:
-            return None
-
-    def _open(self, body: bytes, index: int, flag: int) -> bytes:
-        plaintext = self._decrypt(body, index, flag)
-        if plaintext is not None:
-            return plaintext
-        # Failure path only: say what happened, as precisely as the file allows.
-        if self._decrypt(body, index, 1 - flag) is not None:
-            raise LastChunkFlagError(index)
-        for other in range(max(0, index - REORDER_SEARCH), index + REORDER_SEARCH):
-            if other != index and self._decrypt(body, other, flag) is not None:
-                raise ChunkOrderError(index, other)
-        raise ChunkAuthenticationError(index)
-
-
-class ContainerReader:
-    """Authenticated plaintext out of a container; check :attr:`trailer` only after iterating fully."""
-
-    def __init__(self, source: BinaryIO, keyring: Keyring, read_size: int = CHUNK_SIZE):
-        self.header = hdr.read_header(source)
-        keys = hdr.derive_file_keys(keyring.key_for(self.header.key_id), self.header.salt)
-        hdr.verify_header(self.header, keys)
-        self._chunks = _ChunkSource(source, self.header, keys.payload_key)
-        self._read_size = read_size
-        self.trailer: Trailer | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        sha, total, rows = hashlib.sha256(), 0, 0
-        count_rows = self.header.kind == "archive"
-        reader = zstandard.ZstdDecompressor().stream_reader(self._chunks, read_size=CHUNK_SIZE)
-        try:
-            while block := reader.read(self._read_size):
-                sha.update(block)
-                total += len(block)
-                if count_rows:
-                    rows += block.count(b"\n")
-                yield block
-        except zstandard.ZstdError as e:
-            raise CorruptCompressionError(f"the compressed stream is corrupt ({e}).") from None
-        if self._chunks.drain():
-            raise CorruptCompressionError("data follows the end of the compressed stream.")
-        self.trailer = self._check_trailer(self._chunks.trailer_bytes, total, sha.hexdigest(), rows)
-
-    def _check_trailer(self, raw: bytes, total: int, digest: str, rows: int) -> Trailer:
-        try:
-            trailer = Trailer(**json.loads(raw))
-        except (ValueError, TypeError) as e:
-            raise TrailerMismatchError(f"the trailer is unreadable ({e.__class__.__name__}).") from None
-        counted_rows = rows if self.header.kind == "archive" else None
-        if (trailer.plaintext_bytes, trailer.sha256, trailer.rows) != (total, digest, counted_rows):
-            raise TrailerMismatchError(
-                f"the content does not match its trailer: {total} bytes / {counted_rows} rows / sha256 "
-                f"{digest[:16]}… read, trailer says {trailer.plaintext_bytes} / {trailer.rows} / "
-                f"{trailer.sha256[:16]}…"
-            )
-        return trailer
-
-
-def read_plain_header(source: BinaryIO) -> hdr.Header:
-    """The header of a container without any key (for listings); not yet authenticated."""
-    return hdr.read_header(source)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from strix.crypto.container import ContainerReader, Trailer
+from strix.crypto.container import Trailer
 from strix.crypto.errors import ContainerError
 from strix.crypto.header import Header
 from strix.crypto.keys import Keyring
+from strix.crypto.reader import ContainerReader
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,15 @@ def describe(verified: Verified) -> list[tuple[str, str]]:
         ("key id", header.key_id),
         ("created", header.created),
         ("app version", header.app_version or "-"),
+        ("format version", str(header.version)),
     ]
     lines += [(name.replace("_", " "), str(value)) for name, value in sorted(header.metadata.items())]
     if trailer.rows is not None:
         lines.append(("rows", f"{trailer.rows}"))
-    lines += [("plaintext bytes", str(trailer.plaintext_bytes)), ("sha256", trailer.sha256)]
+    lines += [("plaintext bytes", str(trailer.plaintext_bytes)), ("chunks", str(trailer.chunks))]
+    if trailer.segments:
+        days = f"{len(trailer.segments)} ({trailer.segments[0].label} … {trailer.segments[-1].label})"
+        lines.append(("segments", days))
+    if trailer.sha256:
+        lines.append(("sha256", trailer.sha256))
     return lines

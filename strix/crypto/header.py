@@ -27,7 +27,8 @@ from strix.crypto.errors import (
 )
 
 MAGIC = b"STRIXDP\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written; every version in READABLE_VERSIONS is read
+READABLE_VERSIONS = (1, 2)
 PREFIX = struct.Struct(">8sHI")
 MAC_BYTES = 32
 MAX_HEADER_JSON = 64 * 1024
@@ -47,6 +48,7 @@ class Header:
     app_version: str
     metadata: dict = field(default_factory=dict)
     raw: bytes = b""  # the exact bytes as written, MAC included; their SHA-256 is every chunk's AAD
+    version: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
         document = {
@@ -80,7 +82,7 @@ def derive_file_keys(master_key: bytes, salt: bytes) -> FileKeys:
 
 def encode_header(header: Header, keys: FileKeys) -> bytes:
     body = header.to_json()
-    signed = PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+    signed = PREFIX.pack(MAGIC, header.version, len(body)) + body
     return signed + hmac.new(keys.header_mac_key, signed, hashlib.sha256).digest()
 
 
@@ -90,10 +92,10 @@ def read_header(source: BinaryIO) -> Header:
     magic, version, length = PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise NotAContainerError("not a Strix Data Protection archive or backup (wrong magic bytes).")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError(
-            f"container format version {version} is not supported (this release reads version "
-            f"{FORMAT_VERSION}); upgrade Strix Data Protection to read it."
+            f"container format version {version} is not supported (this release reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade Strix Data Protection to read it."
         )
     if length > MAX_HEADER_JSON:
         raise HeaderTamperedError(f"header length {length} exceeds {MAX_HEADER_JSON} bytes; the header was altered.")
@@ -111,6 +113,7 @@ def read_header(source: BinaryIO) -> Header:
             app_version=document["app_version"],
             metadata=document.get("metadata") or {},
             raw=prefix + body + mac,
+            version=version,
         )
     except (ValueError, KeyError, TypeError) as e:
         raise HeaderTamperedError(f"the header is unreadable ({e.__class__.__name__}); it was altered.") from None

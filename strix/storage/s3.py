@@ -84,14 +84,13 @@ class S3Store(Store):
 
     @contextmanager
     def open_read(self, name: str) -> Iterator[BinaryIO]:
+        """A stream that reads the object as it goes; seeking starts a ranged GET at the new position,
+        so a reader that needs one day of an archive downloads about that day, not the whole file."""
+        stream = _RangedReader(self, self.key(name), name)
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
-        except Exception as e:
-            raise self._error(e, f"read {name}") from e
-        try:
-            yield _ReadStream(body, lambda e: self._error(e, f"read {name}"))
+            yield stream
         finally:
-            body.close()
+            stream.close()
 
     def exists(self, name: str) -> bool:
         try:
@@ -208,13 +207,42 @@ class _MultipartWriter:
                 pass
 
 
-class _ReadStream:
-    def __init__(self, body, translate):
-        self._body = body
-        self._translate = translate
+class _RangedReader:
+    def __init__(self, store: S3Store, key: str, name: str):
+        self._store = store
+        self._key = key
+        self._name = name
+        self._size = store.size(name)  # raises StoredFileNotFound at once, as opening a file would
+        self._position = 0
+        self._body = None
 
     def read(self, size: int = -1) -> bytes:
+        if self._position >= self._size or size == 0:
+            return b""
         try:
-            return self._body.read(None if size is None or size < 0 else size)
+            if self._body is None:
+                response = self._store.client.get_object(
+                    Bucket=self._store.bucket, Key=self._key, Range=f"bytes={self._position}-"
+                )
+                self._body = response["Body"]
+            data = self._body.read(None if size is None or size < 0 else size)
         except Exception as e:
-            raise self._translate(e) from e
+            raise self._store._error(e, f"read {self._name}") from e
+        self._position += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position, 2: self._size}[whence]
+        position = max(0, base + offset)
+        if position != self._position:
+            self.close()
+            self._position = position
+        return position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None

@@ -153,7 +153,10 @@ class Command(BaseCommand):
         if wait:
             job = self._wait(job, "Restoring")
             skipped = f", {job.rows_skipped:,} already present" if job.rows_skipped else ""
-            self.stdout.write(f"Completed: {job.rows_restored:,} rows restored into {target_fractal.name}{skipped}.")
+            read = f" Read {job.bytes_read:,} of the archive's {archive.size_bytes:,} bytes." if job.bytes_read else ""
+            self.stdout.write(
+                f"Completed: {job.rows_restored:,} rows restored into {target_fractal.name}{skipped}.{read}"
+            )
 
     def _confirm_replace(self, archive: Archive, target: Fractal, non_interactive: bool) -> None:
         existing = logstore.count_rows(str(target.id))

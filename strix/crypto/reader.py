@@ -1,0 +1,341 @@
+"""Reading the container: the whole file in order, or (version 2) only the segments asked for.
+
+Nothing comes out that has not authenticated at its position in the file. A whole read ends with
+every check FORMAT.md lists; a segment read checks the trailer first (found through the locator at
+the end of the file) and then that each segment is exactly one complete zstd frame holding the bytes
+and rows the trailer promised. Output produced before those last checks is unverified: callers stage
+it and keep it only once the read returned without error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import zstandard
+
+from strix.crypto import header as hdr
+from strix.crypto.container import CHUNK_SIZE, Segment, Trailer
+from strix.crypto.errors import (
+    ContainerError,
+    CorruptCompressionError,
+    TrailerMismatchError,
+    TruncatedError,
+)
+from strix.crypto.frames import FINAL, LOCATOR, LOCATOR_MAGIC, FrameSource
+from strix.crypto.keys import Keyring
+
+# Compressed bytes handed to the decompressor at a time: bounds each block of plaintext it returns.
+INFLATE_SLICE = 256 * 1024
+
+
+class CountingReader:
+    """A source that counts the bytes read through it (a restore reports what it read)."""
+
+    def __init__(self, source: BinaryIO):
+        self._source = source
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._source.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._source.tell()
+
+
+@dataclass
+class _Frame:
+    """Where a zstd frame started (data chunk, file offset of that chunk, position inside it) and
+    what came out of it."""
+
+    chunk: int
+    offset: int
+    position: int
+    plaintext_bytes: int = 0
+    rows: int = 0
+
+
+class _Inflater:
+    """Decompresses authenticated chunks frame by frame, noting where each zstd frame starts."""
+
+    def __init__(self, count_rows: bool):
+        self._count_rows = count_rows
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._open = None
+        self.frames: list[_Frame] = []
+
+    def feed(self, chunk: int, offset: int, data: bytes) -> Iterator[bytes]:
+        view, position = memoryview(data), 0
+        while position < len(view):
+            if self._open is None:
+                self._open = self._decompressor.decompressobj()
+                self.frames.append(_Frame(chunk, offset, position))
+            piece = view[position : position + INFLATE_SLICE]
+            try:
+                out = self._open.decompress(piece)
+            except zstandard.ZstdError as e:
+                raise CorruptCompressionError(f"the compressed stream is corrupt ({e}).") from None
+            if self._open.eof:
+                position += len(piece) - len(self._open.unused_data)
+                self._open = None
+            else:
+                position += len(piece)
+            if out:
+                frame = self.frames[-1]
+                frame.plaintext_bytes += len(out)
+                if self._count_rows:
+                    frame.rows += out.count(b"\n")
+                yield out
+
+    def finish(self) -> None:
+        if self._open is not None:
+            raise CorruptCompressionError("the compressed stream ends inside a frame.")
+
+
+class ContainerReader:
+    """Authenticated plaintext out of a container; check :attr:`trailer` only after iterating fully."""
+
+    def __init__(self, source: BinaryIO, keyring: Keyring, read_size: int = CHUNK_SIZE):
+        self.header = hdr.read_header(source)
+        keys = hdr.derive_file_keys(keyring.key_for(self.header.key_id), self.header.salt)
+        hdr.verify_header(self.header, keys)
+        self._source = source
+        self._key = keys.payload_key
+        self._read_size = read_size
+        self._count_rows = self.header.kind == "archive"
+        self._index: Trailer | None = None
+        self.trailer: Trailer | None = None
+
+    @property
+    def seekable(self) -> bool:
+        """Whether single segments can be read (format version 2 and later)."""
+        return self.header.version >= 2
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.header.version == 1:
+            yield from self._read_version_1()
+        else:
+            yield from self._read_whole()
+
+    # --- version 2 -------------------------------------------------------------------------------
+
+    def _read_whole(self) -> Iterator[bytes]:
+        frames = FrameSource(self._source, self.header, self._key)
+        inflater = _Inflater(self._count_rows)
+        while True:
+            flag, index, offset, plaintext = frames.next_frame()
+            if flag == FINAL:
+                break
+            yield from inflater.feed(index, offset, plaintext)
+        inflater.finish()
+        frames.read_locator(offset, index)
+        trailer = _parse_trailer(plaintext)
+        _check_index(trailer, index, offset, len(self.header.raw), self._count_rows)
+        _check_frames(_expected_frames(trailer, len(self.header.raw)), inflater.frames, self._count_rows)
+        self.trailer = trailer
+
+    def index(self) -> Trailer | None:
+        """The authenticated trailer, read through the locator without reading the data (version 2;
+        None for version 1, which can only be read whole). Needs a seekable source."""
+        if not self.seekable:
+            return None
+        if self._index is None:
+            end = self._source.seek(0, 2)
+            data_start = len(self.header.raw)
+            if end < data_start + LOCATOR.size:
+                raise TruncatedError("the file ends before its locator; it was truncated.")
+            self._source.seek(end - LOCATOR.size)
+            final_offset, final_index, magic = LOCATOR.unpack(self._source.read(LOCATOR.size))
+            if magic != LOCATOR_MAGIC or not data_start <= final_offset < end - LOCATOR.size:
+                raise TruncatedError("the file does not end with its locator; it was truncated or altered.")
+            self._source.seek(final_offset)
+            frames = FrameSource(self._source, self.header, self._key, index=final_index, offset=final_offset)
+            flag, _, _, plaintext = frames.next_frame()
+            if flag != FINAL:
+                raise TrailerMismatchError("the locator does not point at the final chunk; the file was altered.")
+            frames.read_locator(final_offset, final_index)
+            trailer = _parse_trailer(plaintext)
+            _check_index(trailer, final_index, final_offset, data_start, self._count_rows)
+            self._index = trailer
+        return self._index
+
+    def read_segments(self, labels: Iterable[str]) -> Iterator[bytes]:
+        """The plaintext of the named segments, in file order, reading only their chunks. Each one
+        is checked complete (one zstd frame, its bytes and rows) before the next begins."""
+        trailer = self.index()
+        if trailer is None:
+            raise ContainerError("this file is in format version 1, which can only be read whole.")
+        wanted = set(labels)
+        for position, segment in enumerate(trailer.segments):
+            if segment.label not in wanted:
+                continue
+            stop = trailer.segments[position + 1].chunk if position + 1 < len(trailer.segments) else trailer.chunks
+            yield from self._read_segment(segment, stop)
+
+    def _read_segment(self, segment: Segment, stop: int) -> Iterator[bytes]:
+        self._source.seek(segment.offset)
+        frames = FrameSource(self._source, self.header, self._key, index=segment.chunk, offset=segment.offset)
+        inflater = _Inflater(self._count_rows)
+        while frames.index < stop:
+            flag, index, offset, plaintext = frames.next_frame()
+            if flag == FINAL:
+                raise TrailerMismatchError(f"segment {segment.label} runs into the final chunk; the index is wrong.")
+            yield from inflater.feed(index, offset, plaintext)
+        inflater.finish()
+        _check_frames([_frame_of(segment)], inflater.frames, self._count_rows)
+
+    # --- version 1 -------------------------------------------------------------------------------
+
+    def _read_version_1(self) -> Iterator[bytes]:
+        """One zstd frame over all data chunks; the trailer holds the plaintext's SHA-256."""
+        chunks = _V1Chunks(FrameSource(self._source, self.header, self._key))
+        sha, total, rows = hashlib.sha256(), 0, 0
+        reader = zstandard.ZstdDecompressor().stream_reader(chunks, read_size=CHUNK_SIZE)
+        try:
+            while block := reader.read(self._read_size):
+                sha.update(block)
+                total += len(block)
+                if self._count_rows:
+                    rows += block.count(b"\n")
+                yield block
+        except zstandard.ZstdError as e:
+            raise CorruptCompressionError(f"the compressed stream is corrupt ({e}).") from None
+        if chunks.drain():
+            raise CorruptCompressionError("data follows the end of the compressed stream.")
+        try:
+            document = json.loads(chunks.trailer_bytes)
+            trailer = Trailer(
+                plaintext_bytes=document["plaintext_bytes"],
+                rows=document["rows"],
+                chunks=document["chunks"],
+                sha256=document["sha256"],
+            )
+        except (ValueError, TypeError, KeyError) as e:
+            raise TrailerMismatchError(f"the trailer is unreadable ({e.__class__.__name__}).") from None
+        counted_rows = rows if self._count_rows else None
+        digest = sha.hexdigest()
+        if (trailer.plaintext_bytes, trailer.sha256, trailer.rows) != (total, digest, counted_rows):
+            raise TrailerMismatchError(
+                f"the content does not match its trailer: {total} bytes / {counted_rows} rows / sha256 "
+                f"{digest[:16]}… read, trailer says {trailer.plaintext_bytes} / {trailer.rows} / "
+                f"{trailer.sha256[:16]}…"
+            )
+        self.trailer = trailer
+
+
+class _V1Chunks:
+    """Version 1's data chunks as one readable stream, for zstd's stream reader."""
+
+    def __init__(self, frames: FrameSource):
+        self._frames = frames
+        self._pending = memoryview(b"")
+        self.trailer_bytes: bytes | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._pending and self.trailer_bytes is None:
+            self._pending = memoryview(self._next())
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out.tobytes()
+
+    def drain(self) -> bytes:
+        """Everything left before the final frame (should be nothing), then the trailer bytes."""
+        leftover = bytearray(self._pending)
+        self._pending = memoryview(b"")
+        while self.trailer_bytes is None:
+            leftover += self._next()
+        return bytes(leftover)
+
+    def _next(self) -> bytes:
+        flag, _, _, plaintext = self._frames.next_frame()
+        if flag == FINAL:
+            self.trailer_bytes = plaintext
+            self._frames.expect_end()
+            return b""
+        return plaintext
+
+
+def _parse_trailer(raw: bytes) -> Trailer:
+    try:
+        document = json.loads(raw)
+        return Trailer(
+            plaintext_bytes=int(document["plaintext_bytes"]),
+            rows=None if document["rows"] is None else int(document["rows"]),
+            chunks=int(document["chunks"]),
+            segments=tuple(Segment.from_json(s) for s in document["segments"]),
+        )
+    except (ValueError, TypeError, KeyError) as e:
+        raise TrailerMismatchError(f"the trailer is unreadable ({e.__class__.__name__}).") from None
+
+
+def _check_index(trailer: Trailer, final_index: int, final_offset: int, data_start: int, count_rows: bool) -> None:
+    """The trailer's own consistency: its chunk count is the final chunk's counter, and its segments
+    tile the data chunks in order, their counts adding up to the totals."""
+    problem = None
+    segments = trailer.segments
+    if trailer.chunks != final_index:
+        problem = f"it counts {trailer.chunks} chunks but the final chunk is number {final_index}"
+    elif (trailer.rows is None) == count_rows:
+        problem = "its row count does not fit the file's kind"
+    elif segments:
+        chunks = [s.chunk for s in segments]
+        offsets = [s.offset for s in segments]
+        if chunks[0] != 0 or offsets[0] != data_start:
+            problem = "its first segment does not start at the first chunk"
+        elif not (_increasing(chunks) and _increasing(offsets)):
+            problem = "its segments are out of order"
+        elif chunks[-1] >= trailer.chunks or offsets[-1] >= final_offset:
+            problem = "a segment starts after the last data chunk"
+        elif sum(s.plaintext_bytes for s in segments) != trailer.plaintext_bytes or (
+            count_rows and sum(s.rows for s in segments) != trailer.rows
+        ):
+            problem = "its segments do not add up to its totals"
+        elif len({s.label for s in segments}) != len(segments):
+            problem = "two segments have the same label"
+    if problem:
+        raise TrailerMismatchError(f"the trailer is inconsistent: {problem}.")
+
+
+def _increasing(values: list[int]) -> bool:
+    return all(a < b for a, b in zip(values, values[1:], strict=False))
+
+
+def _expected_frames(trailer: Trailer, data_start: int) -> list[tuple]:
+    """(first chunk, its offset, position in it, bytes, rows) of each zstd frame the trailer describes:
+    one per segment; a file without segments holds one frame (none when it is empty)."""
+    if trailer.segments:
+        return [_frame_of(s) for s in trailer.segments]
+    if trailer.chunks:
+        return [(0, data_start, 0, trailer.plaintext_bytes, trailer.rows)]
+    return []
+
+
+def _frame_of(segment: Segment) -> tuple:
+    return (segment.chunk, segment.offset, 0, segment.plaintext_bytes, segment.rows)
+
+
+def _check_frames(expected: list[tuple], frames: list[_Frame], count_rows: bool) -> None:
+    """What was decompressed is what the trailer describes, frame by frame."""
+    found = [(f.chunk, f.offset, f.position, f.plaintext_bytes, f.rows if count_rows else None) for f in frames]
+    if found != expected:
+        total = sum(f.plaintext_bytes for f in frames)
+        rows = sum(f.rows for f in frames) if count_rows else None
+        raise TrailerMismatchError(
+            f"the content does not match its trailer: {len(frames)} compressed frame(s), {total} bytes and "
+            f"{rows} rows read, the trailer describes {len(expected)} frame(s), "
+            f"{sum(e[3] for e in expected)} bytes."
+        )
+
+
+def read_plain_header(source: BinaryIO) -> hdr.Header:
+    """The header of a container without any key (for listings); not yet authenticated."""
+    return hdr.read_header(source)
