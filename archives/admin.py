@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from archives import admin_operations, admin_restore, admin_views
+from archives import admin_operations, admin_restore, admin_search, admin_views
 from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services.history import record_event
 from strix.fractals.admin import FractalAdmin
@@ -71,31 +71,38 @@ class FractalWithManageAdmin(FractalAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
+
+        def with_site(view):
+            """An admin view of ours that also renders the admin site's page context."""
+            return wrap(lambda request, **kwargs: view(request, admin_site=self.admin_site, **kwargs))
+
+        step = "<uuid:fractal_id>/manage/"
         return [
+            path(step, with_site(admin_views.manage), name="fractals_fractal_manage"),
+            path(f"{step}status/", wrap(admin_views.status), name="fractals_fractal_manage_status"),
+            path("operations/", with_site(admin_operations.operations), name="archives_operations"),
             path(
-                "<uuid:fractal_id>/manage/",
-                wrap(lambda request, fractal_id: admin_views.manage(request, fractal_id, self.admin_site)),
-                name="fractals_fractal_manage",
-            ),
-            path("<uuid:fractal_id>/manage/status/", wrap(admin_views.status), name="fractals_fractal_manage_status"),
-            path(
-                "operations/",
-                wrap(lambda request: admin_operations.operations(request, self.admin_site)),
-                name="archives_operations",
-            ),
-            path(
-                "<uuid:fractal_id>/manage/restore/<uuid:archive_id>/",
-                wrap(
-                    lambda request, fractal_id, archive_id: admin_restore.restore_step(
-                        request, fractal_id, archive_id, self.admin_site
-                    )
-                ),
+                f"{step}restore/<uuid:archive_id>/",
+                with_site(admin_restore.restore_step),
                 name="fractals_fractal_restore",
             ),
             path(
-                "<uuid:fractal_id>/manage/restore/<uuid:archive_id>/summary/",
+                f"{step}restore/<uuid:archive_id>/summary/",
                 wrap(admin_restore.restore_summary),
                 name="fractals_fractal_restore_summary",
+            ),
+            path(
+                f"{step}search/<uuid:archive_id>/", with_site(admin_search.search_step), name="fractals_fractal_search"
+            ),
+            path(
+                f"{step}searches/<uuid:search_id>/",
+                with_site(admin_search.search_result),
+                name="fractals_fractal_search_result",
+            ),
+            path(
+                f"{step}searches/<uuid:search_id>/download/",
+                wrap(admin_search.search_download),
+                name="fractals_fractal_search_download",
             ),
             *super().get_urls(),
         ]

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
 from archives import services
-from archives.admin_views import fractal_for, manage_url
+from archives.admin_views import fractal_for, manage_url, step_context
 from archives.models import Archive
 from archives.services.options import BadRestoreOptions, RestoreOptions
 from archives.services.plan import plan_restore
@@ -29,13 +29,17 @@ def _time(text: str):
         raise BadRestoreOptions(f"{text!r} is not a date and time.") from None
 
 
+def options_from(data) -> RestoreOptions:
+    """The time range and filters of a restore or search form (From, to, Raw log contains, Field)."""
+    return RestoreOptions.parse(
+        _time(data.get("from", "")), _time(data.get("to", "")), data.get("contains", ""), data.get("field", "")
+    )
+
+
 def _plan_from(request, source: Fractal, archive: Archive, data):
     target = fractal_for(request, data.get("target") or source.pk)
     clear = data.get("clear_existing", "on" if request.method == "GET" and "target" not in data else "") == "on"
-    options = RestoreOptions.parse(
-        _time(data.get("from", "")), _time(data.get("to", "")), data.get("contains", ""), data.get("field", "")
-    )
-    return plan_restore(archive, target, clear, options)
+    return plan_restore(archive, target, clear, options_from(data))
 
 
 def restore_step(request, fractal_id, archive_id, admin_site):
@@ -63,19 +67,11 @@ def restore_step(request, fractal_id, archive_id, admin_site):
                 how = "replacing the logs of" if plan.clear_existing else "appending to"
                 messages.success(request, f"Restore {job.short_id} queued, {how} fractal {plan.target.name}.")
                 return redirect(manage_url(source))
-    context = {
-        **admin_site.each_context(request),
-        "title": f"Restore archive {archive.short_id}",
-        "fractal": source,
-        "original": source,
-        "archive": archive,
-        "plan": plan,
-        "targets": Fractal.objects.administered_by(request.user),
-        "error": error,
-        "hold_choices": HOLD_CHOICES,
-        "default_hold": str(settings.STRIX_RESTORE_HOLD_DAYS),
-        "opts": Fractal._meta,
-    }
+    context = step_context(
+        request, admin_site, source, f"Restore archive {archive.short_id}",
+        archive=archive, plan=plan, targets=Fractal.objects.administered_by(request.user), error=error,
+        hold_choices=HOLD_CHOICES, default_hold=str(settings.STRIX_RESTORE_HOLD_DAYS),
+    )  # fmt: skip
     return TemplateResponse(request, "admin/archives/restore_step.html", context)
 
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from archives import services
-from archives.models import Archive, ArchiveEvent, FractalClaim, RestoreJob
+from archives.models import Archive, ArchiveEvent, ArchiveSearch, FractalClaim, RestoreJob
 from archives.services import holds
 from archives.services.schedule import archives_beyond, next_due, set_schedule
 from strix import logstore
@@ -21,6 +21,7 @@ from strix.errors import OperatorError
 from strix.fractals.models import ArchiveSchedule, Fractal
 
 RESTORES_SHOWN = 20
+SEARCHES_SHOWN = 20
 EVENTS_SHOWN = 50
 
 
@@ -30,6 +31,18 @@ def fractal_for(request, fractal_id) -> Fractal:
     if fractal is None:
         raise Http404("No such fractal.")
     return fractal
+
+
+def step_context(request, admin_site, fractal: Fractal, title: str, **extra) -> dict:
+    """What every page of the Manage tab's steps shows: the admin's frame, with the fractal as the object."""
+    return {
+        **admin_site.each_context(request),
+        "title": title,
+        "fractal": fractal,
+        "original": fractal,
+        "opts": Fractal._meta,
+        **extra,
+    }
 
 
 def manage_url(fractal) -> str:
@@ -52,14 +65,25 @@ def _rows_context(request, fractal: Fractal) -> dict:
             "archive_id", flat=True
         )
     )
+    searching = set(
+        ArchiveSearch.objects.filter(archive__in=archives, status=ArchiveSearch.Status.SEARCHING).values_list(
+            "archive_id", flat=True
+        )
+    )
     busy_reason = _busy_reason(claim)
     for archive in archives:
         # While the fractal is busy its archives' actions wait too (an archive ends by pruning).
         archive.in_use_reason = _in_use_reason(archive, reading) or busy_reason
+        # Searches only read: they stop a deletion, not a restore or a verify beside them.
+        searched = "Disabled: a search is reading this archive." if archive.pk in searching else ""
+        archive.delete_reason = archive.in_use_reason or searched
     return {
         "fractal": fractal,
         "archives": archives,
         "restores": _restores(fractal),
+        "searches": ArchiveSearch.objects.filter(archive__fractal=fractal).select_related("archive", "requested_by")[
+            :SEARCHES_SHOWN
+        ],
         "busy_reason": busy_reason,
         "now": timezone.now(),
     }
@@ -195,6 +219,7 @@ def status(request, fractal_id):
             "busy_reason": context["busy_reason"],
             "archives_html": render_to_string("admin/archives/_archive_rows.html", context, request),
             "restores_html": render_to_string("admin/archives/_restore_rows.html", context, request),
+            "searches_html": render_to_string("admin/archives/_search_rows.html", context, request),
             "jobs": [
                 {
                     "id": str(job.pk),

@@ -96,7 +96,20 @@ class Archive(OperationRecord):
         return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
 
 
-class RestoreJob(OperationRecord):
+class RangeAndFilters(models.Model):
+    """What part of an archive an operation takes: a time range [range_start, range_end) and optional
+    filters (archives.services.options.RestoreOptions reads them back)."""
+
+    range_start = models.DateTimeField(null=True, blank=True)
+    range_end = models.DateTimeField(null=True, blank=True)
+    contains = models.CharField(max_length=500, blank=True, help_text="only rows whose raw log contains this")
+    field_filter = models.CharField(max_length=500, blank=True, help_text="only rows with this field=value")
+
+    class Meta:
+        abstract = True
+
+
+class RestoreJob(OperationRecord, RangeAndFilters):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RESTORING = "restoring", "Restoring"
@@ -127,11 +140,6 @@ class RestoreJob(OperationRecord):
     hold_until = models.DateTimeField(null=True, blank=True, help_text="empty with hold_days=None: until released")
     hold_days = models.PositiveIntegerField(null=True, blank=True, default=14, help_text="None: until released")
     hold_released_at = models.DateTimeField(null=True, blank=True)
-    # What to restore of the archive: a time range [range_start, range_end) and optional filters.
-    range_start = models.DateTimeField(null=True, blank=True)
-    range_end = models.DateTimeField(null=True, blank=True)
-    contains = models.CharField(max_length=500, blank=True, help_text="only rows whose raw log contains this")
-    field_filter = models.CharField(max_length=500, blank=True, help_text="only rows with this field=value")
 
     def __str__(self):
         return f"restore into {self.target.name} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
@@ -183,6 +191,7 @@ class ArchiveEvent(models.Model):
         VERIFY = "verify", "Verify"
         RETENTION = "retention", "Retention"
         HOLD = "hold", "Hold"
+        SEARCH = "search", "Search"
 
     fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="archive_events")
     at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -222,3 +231,60 @@ class LegalHold(models.Model):
 
     def __str__(self):
         return f"legal hold on {self.fractal} set {self.set_at:%Y-%m-%d %H:%M} ({self.reason})"
+
+
+class ArchiveSearch(RangeAndFilters):
+    """A search of an archive run in the background (Manage tab); its matches are stored encrypted for
+    24 hours (see archives/services/search_jobs.py)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SEARCHING = "searching", "Searching"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    ACTIVE = (Status.PENDING, Status.SEARCHING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="searches")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    rows_scanned = models.BigIntegerField(default=0)
+    matches = models.BigIntegerField(default=0)
+    result_file = models.CharField(max_length=255, blank=True)
+    result_bytes = models.BigIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"search {self.short_id} of archive {self.archive.short_id} ({self.status})"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.id)[:8]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def criteria(self) -> str:
+        """The search in words, e.g. 'raw log contains "sshd", 2026-11-20 00:00 – 2026-11-21 00:00 UTC'."""
+        parts = []
+        if self.contains:
+            parts.append(f'raw log contains "{self.contains}"')
+        if self.field_filter:
+            parts.append(f"field {self.field_filter}")
+        if self.range_start or self.range_end:
+            start = f"{self.range_start:%Y-%m-%d %H:%M}" if self.range_start else "start"
+            end = f"{self.range_end:%Y-%m-%d %H:%M}" if self.range_end else "end"
+            parts.append(f"{start} – {end} UTC")
+        return ", ".join(parts) or "every row"

@@ -3,9 +3,10 @@
 from celery import shared_task, signals
 
 from archives import services
+from archives.services import search_jobs
 from archives.services.cancel import cancel_revoked
 from archives.services.errors import JobFailed
-from archives.services.queue import ARCHIVE_TASK, RESTORE_TASK, VERIFY_TASK
+from archives.services.queue import ARCHIVE_TASK, RESTORE_TASK, SEARCH_TASK, VERIFY_TASK
 from archives.services.retention import enforce_all
 from archives.services.verify import run_verify
 
@@ -37,7 +38,8 @@ def restore_archive(self, job_id: str, fractal: str | None = None) -> dict:
 
 @shared_task(name="strix.reap_stale_jobs")
 def reap_stale_jobs() -> list[str]:
-    return services.reap_stale_jobs()
+    # Searches ride on the same 5-minute pass: stalled ones fail, results past 24 hours are removed.
+    return services.reap_stale_jobs() + search_jobs.reap_stale_searches() + search_jobs.expire_searches()
 
 
 @shared_task(name="strix.scan_archive_schedules")
@@ -64,3 +66,11 @@ def _cancel_the_job_of_a_revoked_task(sender=None, request=None, terminated=Fals
     """Flower's Terminate (and Revoke) cancel the job, as its Cancel button does."""
     if request is not None and sender is not None and sender.name in (ARCHIVE_TASK, RESTORE_TASK):
         cancel_revoked(request.id, terminated)
+
+
+@shared_task(name=SEARCH_TASK, acks_late=True)
+def search_archive_task(search_id: str, fractal: str | None = None) -> dict:
+    search = search_jobs.run_search(search_id)
+    if search is None:
+        return {"search_id": search_id, "status": "deleted with its archive"}
+    return {"search_id": search_id, "status": search.status, "matches": search.matches}

@@ -11,6 +11,7 @@ PACKAGES = ("strix", "archives", "backups")
 FLOORS = [
     ("edges", (
         "archives.admin", "archives.admin_views", "archives.admin_restore", "archives.admin_operations",
+        "archives.admin_search",
         "archives.tasks", "archives.management",
         "archives.templatetags",
         "backups.management", "backups.setup_cli", "backups.command_base",

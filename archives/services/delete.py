@@ -6,11 +6,12 @@ import logging
 
 from django.db import transaction
 
-from archives.models import Archive, ArchiveEvent, RestoreJob
+from archives.models import Archive, ArchiveEvent, ArchiveSearch, RestoreJob
 from archives.services.claims import Claim, require
 from archives.services.errors import ArchiveInUse, require_admin
 from archives.services.history import record_event
 from archives.services.holds import active_legal_hold, refuse_under_legal_hold
+from archives.services.search_jobs import delete_results_of
 from strix.fractals.models import Fractal
 from strix.storage import get_store
 
@@ -31,11 +32,17 @@ def delete_archive(user, archive: Archive, claim: Claim | None = None) -> None:
             raise ArchiveInUse(f"archive {archive.id} is still {archive.status}; wait for it to finish.")
         if RestoreJob.objects.filter(archive=archive, status__in=RestoreJob.ACTIVE).exists():
             raise ArchiveInUse(f"a restore is reading archive {archive.id}; delete it after the restore has finished.")
+        # A pending search is simply deleted with the archive; a running one is reading the file.
+        if ArchiveSearch.objects.filter(archive=archive, status=ArchiveSearch.Status.SEARCHING).exists():
+            raise ArchiveInUse(
+                f"a search is reading archive {archive.short_id}; delete it when the search has finished."
+            )
         if archive.verification == Archive.Verification.VERIFYING:
             raise ArchiveInUse(f"archive {archive.short_id} is being verified; delete it when that has finished.")
         refuse_under_legal_hold(archive.fractal_id, f"deleting archive {archive.short_id}")
         if claim is not None:
             require(claim)
+        delete_results_of(archive)  # search results are copies of the archive's rows
         if archive.file_name:
             get_store("archives").delete(archive.file_name)
         archive.delete()

@@ -7,6 +7,7 @@ from django.db import transaction
 ARCHIVE_TASK = "strix.archive_fractal"
 RESTORE_TASK = "strix.restore_archive"
 VERIFY_TASK = "strix.verify_archive"
+SEARCH_TASK = "strix.search_archive"
 
 
 def enqueue_after_commit(task_name: str, job_id, fractal_name: str) -> None:
