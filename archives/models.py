@@ -55,6 +55,8 @@ class Archive(OperationRecord):
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # Reconcile found the record without its stored file (archives reconcile): not restorable.
+        MISSING = "missing", "Missing"
 
     class Verification(models.TextChoices):
         NONE = "", "Not verified"
@@ -192,6 +194,7 @@ class ArchiveEvent(models.Model):
         RETENTION = "retention", "Retention"
         HOLD = "hold", "Hold"
         SEARCH = "search", "Search"
+        RECONCILE = "reconcile", "Reconcile"
 
     fractal = models.ForeignKey(Fractal, on_delete=models.CASCADE, related_name="archive_events")
     at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -288,3 +291,27 @@ class ArchiveSearch(RangeAndFilters):
             end = f"{self.range_end:%Y-%m-%d %H:%M}" if self.range_end else "end"
             parts.append(f"{start} – {end} UTC")
         return ", ".join(parts) or "every row"
+
+
+class AlertIncident(models.Model):
+    """A condition worth an alert (archives/services/alerts.py), announced once when it opens and closed
+    when it no longer holds."""
+
+    key = models.CharField(max_length=200, db_index=True)
+    kind = models.CharField(max_length=40)
+    message = models.TextField()
+    opened_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(resolved_at=None), name="one_open_incident_per_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind}: {self.message[:80]}"

@@ -3,7 +3,7 @@
 from celery import shared_task, signals
 
 from archives import services
-from archives.services import search_jobs
+from archives.services import alerts, search_jobs
 from archives.services.cancel import cancel_revoked
 from archives.services.errors import JobFailed
 from archives.services.queue import ARCHIVE_TASK, RESTORE_TASK, SEARCH_TASK, VERIFY_TASK
@@ -74,3 +74,8 @@ def search_archive_task(search_id: str, fractal: str | None = None) -> dict:
     if search is None:
         return {"search_id": search_id, "status": "deleted with its archive"}
     return {"search_id": search_id, "status": search.status, "matches": search.matches}
+
+
+@shared_task(name="strix.check_alerts")
+def check_alerts() -> list[str]:
+    return alerts.check_alerts()

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -137,3 +138,38 @@ def restore_from(blocks: Iterable[bytes]) -> None:
             raise
         if process.wait() != 0:
             raise _error("pg_restore", process.returncode, output)
+
+
+def list_command() -> list[str]:
+    return [_tool("pg_restore"), "--list"]
+
+
+def list_from(blocks: Iterable[bytes]) -> list[str]:
+    """``pg_restore --list`` of a custom-format dump fed from ``blocks``: its table of contents, without
+    touching any database. Every block is consumed even after pg_restore has read what it needs (the
+    caller authenticates the whole file as it goes)."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(list_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        listing: list[bytes] = []
+        reader = threading.Thread(target=lambda: listing.append(process.stdout.read()), daemon=True)
+        reader.start()
+        writing = True
+        try:
+            for block in blocks:
+                if writing:
+                    try:
+                        process.stdin.write(block)
+                    except BrokenPipeError:
+                        writing = False  # it has the table of contents; the rest is only authenticated
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        reader.join()
+        if process.wait() != 0:
+            raise _error("pg_restore --list", process.returncode, stderr)
+    return [line for line in b"".join(listing).decode("utf-8", "replace").splitlines() if line and line[0] != ";"]

@@ -17,8 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="strix-setup",
         description="Install and maintain Strix Data Protection: write the install's .env, manage keys, and "
         "back up or restore the PostgreSQL database (made for cron: timestamped lines, non-zero exit on failure).",
-        epilog="cron example: 0 3 * * * strix-setup --backup --dir /opt/strix --non-interactive --keep 14 "
-        ">> /var/log/strix-backup.log 2>&1",
+        epilog="cron example: 0 3 * * * strix-setup --backup --dir /opt/strix --non-interactive --verify-after "
+        "--keep-daily 7 --keep-weekly 4 --keep-monthly 6 >> /var/log/strix-backup.log 2>&1",
     )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--install", action="store_true", help="create or complete DIR/.env with fresh secrets")
@@ -26,10 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--backup", action="store_true", help="back up the PostgreSQL database")
     action.add_argument("--list-backups", action="store_true", help="list backups")
     action.add_argument("--restore", action="store_true", help="restore the database from --restore-file")
+    action.add_argument(
+        "--verify-backup", nargs="?", const="--latest", metavar="FILE",
+        help="authenticate a backup (FILE, or the newest with --latest or no FILE) and check it with pg_restore "
+        "--list, without touching the database",
+    )  # fmt: skip
     parser.add_argument("--dir", type=Path, default=Path("/opt/strix"), help="install directory (default /opt/strix)")
     parser.add_argument("--restore-file", help="with --restore: backup file path or name from --list-backups")
     parser.add_argument("--non-interactive", action="store_true", help="never ask for confirmation (cron)")
-    parser.add_argument("--keep", type=int, help="with --backup: then delete the oldest so that N backups remain")
+    parser.add_argument("--keep", type=int, default=0, help="with --backup: keep the newest N backups")
+    parser.add_argument("--keep-daily", type=int, default=0, help="with --backup: keep the newest of each of N days")
+    parser.add_argument("--keep-weekly", type=int, default=0, help="with --backup: … of each of N ISO weeks")
+    parser.add_argument("--keep-monthly", type=int, default=0, help="with --backup: … of each of N months")
+    parser.add_argument("--verify-after", action="store_true", help="with --backup: verify the new backup")
+    parser.add_argument("--latest", action="store_true", help="with --verify-backup: the newest backup")
+    parser.add_argument(
+        "--no-safety-backup", action="store_true", help="with --restore: do not back up the current database first"
+    )
     parser.add_argument("--dev", action="store_true", help="with --install: a development .env (DJANGO_DEBUG=1)")
     return parser
 
@@ -44,11 +57,21 @@ def _run_command(args) -> int:
 
         django.setup()
         if args.backup:
-            call_command("backup", dir=args.dir, keep=args.keep, non_interactive=args.non_interactive)
+            call_command(
+                "backup", dir=args.dir, keep=args.keep, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly,
+                keep_monthly=args.keep_monthly, verify_after=args.verify_after, non_interactive=args.non_interactive,
+            )  # fmt: skip
         elif args.list_backups:
             call_command("list_backups", dir=args.dir)
+        elif args.verify_backup:
+            latest = args.latest or args.verify_backup == "--latest"
+            which = {"latest": True} if latest else {"restore_file": args.verify_backup}
+            call_command("verify_backup", dir=args.dir, **which)
         else:
-            call_command("restore", restore_file=args.restore_file, dir=args.dir, non_interactive=args.non_interactive)
+            call_command(
+                "restore", restore_file=args.restore_file, dir=args.dir, non_interactive=args.non_interactive,
+                no_safety_backup=args.no_safety_backup,
+            )  # fmt: skip
     except Exception as e:  # CommandError and anything else: one line in the cron log, exit 1
         print(f"[{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z] FAILED: {e}", file=sys.stderr)
         return 1
@@ -63,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.generate_key:
         print(generate_key())
         return 0
-    if args.backup or args.list_backups or args.restore:
+    if args.backup or args.list_backups or args.restore or args.verify_backup:
         return _run_command(args)
     path, added = ensure_env_file(args.dir.resolve(), dev=args.dev)
     if added:

@@ -41,6 +41,7 @@ def one_day(archive) -> tuple[float, float]:
     from archives.services.search import _lines, _matches
     from archives.services.stored_file import open_archive
 
+    archive.refresh_from_db()
     day = archive.time_start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=15)
     options = RestoreOptions.parse(day, day + timedelta(days=1), contains=NEEDLE)
     started = time.perf_counter()

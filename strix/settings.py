@@ -132,6 +132,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0},
     "scan-archive-schedules": {"task": "strix.scan_archive_schedules", "schedule": 300.0},
     "enforce-retention": {"task": "strix.enforce_retention", "schedule": 3600.0},
+    "check-alerts": {"task": "strix.check_alerts", "schedule": 300.0},
 }
 # Per-fractal Redis locks expire this long after their worker's last heartbeat (renewed every TTL/4).
 STRIX_LOCK_TTL_SECONDS = env_float("STRIX_LOCK_TTL_SECONDS", 60.0, minimum=1)
@@ -139,6 +140,19 @@ STRIX_LOCK_TTL_SECONDS = env_float("STRIX_LOCK_TTL_SECONDS", 60.0, minimum=1)
 STRIX_JOB_STALL_SECONDS = env_float("STRIX_JOB_STALL_SECONDS", 600.0, minimum=1)
 # A restore's time range is kept from retention in its target for this many days.
 STRIX_RESTORE_HOLD_DAYS = env_int("STRIX_RESTORE_HOLD_DAYS", 14, minimum=0)
+# Alerts (archives/services/alerts.py): a webhook (JSON with a Slack-compatible "text") and/or e-mails.
+STRIX_ALERT_WEBHOOK_URL = env_str("STRIX_ALERT_WEBHOOK_URL", "")
+STRIX_ALERT_EMAILS = [a.strip() for a in env_str("STRIX_ALERT_EMAILS", "").split(",") if a.strip()]
+# An alert when no PostgreSQL backup completed within this many hours.
+STRIX_BACKUP_MAX_AGE_HOURS = env_float("STRIX_BACKUP_MAX_AGE_HOURS", 26.0, minimum=1)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_str("EMAIL_USE_TLS", "") in ("1", "true", "yes")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "strix-data-protection@localhost")
+# /metrics asks for "Authorization: Bearer TOKEN" when this is set (it names fractals).
+STRIX_METRICS_TOKEN = env_str("STRIX_METRICS_TOKEN", "")
 
 LOGGING = {
     "version": 1,

@@ -16,16 +16,16 @@ FLOORS = [
         "archives.templatetags",
         "backups.management", "backups.setup_cli", "backups.command_base",
         "strix.fractals.admin", "strix.fractals.management", "strix.checks", "strix.urls", "strix.wsgi",
-        "strix.celery", "strix.fractals.apps",
+        "strix.celery", "strix.fractals.apps", "strix.health_views",
     )),
     # strix/__init__.py loads the Celery app, as Celery's Django example does: an edge, imported by no one.
     ("edges", ("strix",)),
-    ("services", ("archives.services", "backups.services", "strix.fractals.seeding", "strix.envfile")),
+    ("services", ("archives.services", "backups.services", "strix.fractals.seeding", "strix.envfile", "strix.health")),
     ("models", ("archives.models", "strix.fractals.models", "strix.fractals.lookup", "archives.apps", "backups.apps")),
     ("wrappers", ("strix.logstore", "strix.storage", "strix.crypto", "strix.locks", "backups.pgtools")),
     ("base", (
-        "strix.settings", "strix.envconfig", "strix.errors", "strix.failpoints", "strix.progress",
-        "strix.fractals.demo", "backups.naming",
+        "strix.settings", "strix.envconfig", "strix.errors", "strix.failpoints", "strix.progress", "strix.streams",
+        "strix.fractals.demo", "backups.naming", "backups.generations",
     )),
 ]  # fmt: skip
 RANK = {"edges": 5, "services": 4, "models": 3, "wrappers": 2, "base": 1}

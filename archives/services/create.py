@@ -119,6 +119,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         "archive_id": str(archive.id),
         "fractal_id": fractal_id,
         "fractal_name": fractal.name,
+        "kind": archive.kind,
         **({"time_start": _iso(first), "time_end": _iso(last)} if expected else {}),
         **({"retention_cutoff": _iso(since)} if since else {}),
     }

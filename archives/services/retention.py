@@ -146,4 +146,7 @@ def enforce_all(now: datetime | None = None) -> list[RetentionResult]:
             results.append(enforce_retention(fractal, now))
         except FractalBusy:
             log.info("retention of %s postponed: the fractal is busy", fractal.name)
+        except Exception as e:  # one fractal's failure (ClickHouse away…) must not stop the others' retention
+            log.exception("retention of %s failed", fractal.name)
+            record_event(fractal.pk, ArchiveEvent.Action.RETENTION, "failed", str(e) or e.__class__.__name__)
     return results

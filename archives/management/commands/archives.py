@@ -14,6 +14,7 @@ from archives import services
 from archives.models import Archive, RestoreJob
 from archives.services.options import RestoreOptions
 from archives.services.plan import plan_restore
+from archives.services.reconcile import reconcile, reconcile_summary
 from archives.services.search import search_archive
 from strix import logstore
 from strix.crypto.errors import ContainerError
@@ -83,6 +84,14 @@ class Command(BaseCommand):
         delete = sub.add_parser("delete", help="delete an archive: its stored file and its record")
         delete.add_argument("archive_id")
         delete.add_argument("--as", dest="username", help="act as this user (their rights apply)")
+        reconcile = sub.add_parser(
+            "reconcile",
+            help="make archive records agree with the stored files",
+            description="Records whose file is gone are marked Missing; stored archive files without a record are "
+            "re-registered from their authenticated header, or reported. --dry-run changes nothing and exits "
+            "non-zero on any drift (for cron as a monitor).",
+        )
+        reconcile.add_argument("--dry-run", action="store_true", help="report only; exit status 1 on drift")
         verify = sub.add_parser("verify", help="authenticate a whole archive or backup file and show what it holds")
         verify.add_argument("--file", required=True, type=Path, help="path of the .strix-archive/.strix-backup file")
         decrypt = sub.add_parser(
@@ -112,6 +121,17 @@ class Command(BaseCommand):
             raise CommandError(str(e)) from None
 
     # --- jobs ------------------------------------------------------------------------------------
+
+    def _reconcile(self, dry_run, **options):
+        drift = reconcile(dry_run=dry_run)
+        for line in drift.lines():
+            self.stdout.write(line)
+        if not drift.any:
+            self.stdout.write("Archive records and stored files agree.")
+        elif dry_run:
+            raise CommandError(f"{len(drift.lines())} difference(s) between archive records and stored files.")
+        else:
+            self.stdout.write(reconcile_summary(drift))
 
     def _user(self, username):
         if not username:
