@@ -11,10 +11,13 @@ from dotenv import dotenv_values
 from strix.crypto.keys import generate_key
 
 
-def _generated_defaults(dev: bool) -> dict[str, str]:
+def _generated_defaults(dev: bool, compose: bool) -> dict[str, str]:
     values = {
         "STRIX_BACKUP_ENCRYPTION_KEY": generate_key(),
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        # Flower asks for this login (FLOWER_BASIC_AUTH is set from them where Flower starts).
+        "STRIX_FLOWER_USER": "admin",
+        "STRIX_FLOWER_PASSWORD": secrets.token_urlsafe(18),
     }
     if dev:
         values["DJANGO_DEBUG"] = "1"
@@ -23,10 +26,15 @@ def _generated_defaults(dev: bool) -> dict[str, str]:
         values["STRIX_POSTGRES_PASSWORD"] = secrets.token_urlsafe(24)
         values["STRIX_CLICKHOUSE_PASSWORD"] = secrets.token_urlsafe(24)
         values["DJANGO_ALLOWED_HOSTS"] = "localhost,127.0.0.1"
+    if compose:
+        # strix-setup on the host recognises the install by this, and drives it through docker compose.
+        values["STRIX_INSTALL_KIND"] = "compose"
     return values
 
 
-def ensure_env_file(install_dir: Path, dev: bool = False) -> tuple[Path, list[str]]:
+def ensure_env_file(
+    install_dir: Path, dev: bool = False, compose: bool = False, extra: dict[str, str] | None = None
+) -> tuple[Path, list[str]]:
     """Create or complete ``install_dir/.env`` (mode 0600); returns the path and the names added.
 
     Existing values are kept as they are: above all an existing encryption key, since replacing it
@@ -35,7 +43,8 @@ def ensure_env_file(install_dir: Path, dev: bool = False) -> tuple[Path, list[st
     install_dir.mkdir(parents=True, exist_ok=True)
     path = install_dir / ".env"
     existing = dotenv_values(path) if path.exists() else {}
-    missing = {k: v for k, v in _generated_defaults(dev).items() if not existing.get(k)}
+    wanted = {**_generated_defaults(dev, compose), **(extra or {})}
+    missing = {k: v for k, v in wanted.items() if not existing.get(k)}
     if missing:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as out:

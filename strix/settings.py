@@ -24,7 +24,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 INSTALL_DIR = Path(os.environ.get("STRIX_INSTALL_DIR") or BASE_DIR).resolve()
 load_env_file(INSTALL_DIR / ".env")
 
-APP_VERSION = "0.1.0"
+APP_VERSION = "0.2.0"  # keep equal to pyproject.toml; container format 2 is written since 0.2.0
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key" if DEBUG else None)

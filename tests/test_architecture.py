@@ -22,7 +22,9 @@ FLOORS = [
     ("edges", ("strix",)),
     ("services", ("archives.services", "backups.services", "strix.fractals.seeding", "strix.envfile", "strix.health")),
     ("models", ("archives.models", "strix.fractals.models", "strix.fractals.lookup", "archives.apps", "backups.apps")),
-    ("wrappers", ("strix.logstore", "strix.storage", "strix.crypto", "strix.locks", "backups.pgtools")),
+    ("wrappers", (
+        "strix.logstore", "strix.storage", "strix.crypto", "strix.locks", "backups.pgtools", "backups.compose",
+    )),
     ("base", (
         "strix.settings", "strix.envconfig", "strix.errors", "strix.failpoints", "strix.progress", "strix.streams",
         "strix.fractals.demo", "backups.naming", "backups.generations",

@@ -219,7 +219,7 @@ def test_keep_prunes_the_oldest_backups(populated):
 def test_list_reads_headers_only(storage_backend, populated):
     name = make_backup()
     out = run("list_backups")
-    assert name in out and "0.1.0" in out and connection.settings_dict["NAME"] in out
+    assert name in out and settings.APP_VERSION in out and connection.settings_dict["NAME"] in out
 
 
 def test_no_command_line_carries_the_password_or_the_key_during_a_backup(populated, monkeypatch):
@@ -270,11 +270,13 @@ def test_strix_setup_installs_backs_up_lists_and_restores_for_cron(populated, tm
     install = tmp_path / "opt-strix"
     setup = Path(sys.executable).with_name("strix-setup")
     env = _subprocess_env()
-    first = subprocess.run([setup, "--install", "--dir", install], capture_output=True, text=True, env=env)
+    first = subprocess.run([setup, "--install", "--bare", "--dir", install], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
     dotenv = (install / ".env").read_text()
     assert (install / ".env").stat().st_mode & 0o777 == 0o600 and "STRIX_BACKUP_ENCRYPTION_KEY=" in dotenv
-    subprocess.run([setup, "--install", "--dir", install], capture_output=True, text=True, env=env, check=True)
+    subprocess.run(
+        [setup, "--install", "--bare", "--dir", install], capture_output=True, text=True, env=env, check=True
+    )
     assert (install / ".env").read_text() == dotenv  # the key is never overwritten
 
     backup = subprocess.run(
