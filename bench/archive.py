@@ -6,6 +6,10 @@ ours:   the archive and restore services (as a worker runs them), each in a chil
         RSS is its own;
 native: clickhouse-client -q "SELECT … FORMAT JSONEachRow" | zstd -3 -T2 | openssl enc -aes-256-ctr
         openssl enc -d … | zstd -d | clickhouse-client -q "INSERT … FORMAT JSONEachRow"
+limit:  each unavoidable stage alone on the same rows (ClickHouse producing the NDJSON, zstd -3 of it,
+        AES of the result; and back: AES, zstd -d, ClickHouse inserting), wall and CPU seconds (the
+        ClickHouse server's included); a direction's limit is the larger of its stages' CPU over the
+        cores and its slowest stage: no pipeline of those stages can be faster on this machine.
 Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
 """
 
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from common import peak_rss_mb, setup_django
 
@@ -67,6 +72,46 @@ def cleanup(database, *fractals) -> None:
     for fractal in fractals:
         fractal.delete()
     logstore.drop_database(database)
+
+
+ARCHIVE_STAGES = ("clickhouse select", "zstd -3", "aes")
+RESTORE_STAGES = ("aes -d", "zstd -d", "clickhouse insert")
+
+
+def _server_cpu() -> float:
+    """CPU seconds the ClickHouse server has used (its work counts in a stage's cost, too)."""
+    pid = subprocess.run(["pgrep", "-o", "clickhouse-serv"], capture_output=True, text=True).stdout.split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_stages(select: str, insert: str, key: str, iv: str) -> dict[str, tuple[float, float]]:
+    """Each unavoidable stage alone, on the same rows, with the native tools: (wall, CPU seconds).
+
+    The NDJSON and its compressed form are written to a temporary directory for this (the benchmark's
+    own files, removed at the end); CPU counts the tools and the ClickHouse server."""
+    stages = {}
+
+    def stage(name: str, command: str) -> None:
+        children, server = resource.getrusage(resource.RUSAGE_CHILDREN), _server_cpu()
+        wall = shell(command)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime + _server_cpu() - server
+        stages[name] = (wall, cpu)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, packed, sealed = Path(tmp) / "rows.ndjson", Path(tmp) / "rows.zst", Path(tmp) / "rows.enc"
+        stage("clickhouse select", f'clickhouse-client -q "{select}" > {plain}')
+        stage("zstd -3", f"zstd -3 -T2 -q -f {plain} -o {packed}")
+        stage("aes", f"openssl enc -aes-256-ctr -K {key} -iv {iv} < {packed} > {sealed}")
+        stage("aes -d", f"openssl enc -d -aes-256-ctr -K {key} -iv {iv} < {sealed} > /dev/null")
+        stage("zstd -d", f"zstd -dq -c {packed} > /dev/null")
+        from strix import logstore
+
+        logstore.drop_table("native_restore")
+        logstore.create_staging_table("native_restore", "native")
+        stage("clickhouse insert", f'clickhouse-client -q "{insert}" < {plain}')
+    return stages
 
 
 def main():
@@ -129,6 +174,7 @@ def main():
                 ) / 1e6  # fmt: skip
             assert logstore.count_table("native_restore") == args.rows
         native_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+        stages = time_stages(select, insert, key, iv)
     finally:
         cleanup(database, source, *targets)
 
@@ -146,9 +192,19 @@ def main():
             f"{native:7.2f}s {rows / native:9,.0f} rows/s {plaintext_mb / native:5.0f} MB/s"
         )
     print(f"peak RSS: archive {archive_rss} MB, restore {restore_rss} MB; native child processes {native_rss} MB")
+    cores = os.cpu_count() or 1
+    limits = {}
+    for direction, names in (("archive", ARCHIVE_STAGES), ("restore", RESTORE_STAGES)):
+        cpu = sum(stages[name][1] for name in names)
+        slowest = max(stages[name][0] for name in names)
+        limits[direction] = max(cpu / cores, slowest)
+        parts = ", ".join(f"{name} {stages[name][0]:.2f}s wall/{stages[name][1]:.2f}s CPU" for name in names)
+        print(f"{direction} stages alone: {parts}; limit {limits[direction]:.2f}s")
     print(
         f"archive_vs_native={native_archive_s / archive_s:.2f} restore_vs_native={native_restore_s / restore_s:.2f} "
-        f"peak_rss_mb={max(archive_rss, restore_rss)}"
+        f"peak_rss_mb={max(archive_rss, restore_rss)} limit_archive_s={limits['archive']:.2f} "
+        f"limit_restore_s={limits['restore']:.2f} archive_vs_limit={archive_s / limits['archive']:.2f} "
+        f"restore_vs_limit={restore_s / limits['restore']:.2f}"
     )
 
 

@@ -21,6 +21,15 @@ from tests.test_backups import make_backup, own_backup_directory  # noqa: F401 (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def own_archive_store(settings, tmp_path):
+    """Only this test's files: reconcile looks at everything in the store."""
+    from strix.envconfig import storage_backends
+
+    settings.STORAGES = {**settings.STORAGES, **storage_backends({}, tmp_path / "archives", tmp_path / "backups")}
+    settings.STRIX_BACKUP_DIR = tmp_path / "backups"
+
+
 def reconcile(*args) -> tuple[int, list[str]]:
     out = io.StringIO()
     try:

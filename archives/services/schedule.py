@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent
@@ -34,24 +35,34 @@ def period_start(schedule: str, now: datetime) -> datetime:
     raise ValueError(f"no period for schedule {schedule!r}")
 
 
+def due_fractals(now: datetime, fractals=None):
+    """The fractals whose scheduled archive is due: one query per frequency, however many fractals."""
+    fractals = Fractal.objects.all() if fractals is None else fractals
+    due = []
+    for schedule in (ArchiveSchedule.DAILY, ArchiveSchedule.WEEKLY, ArchiveSchedule.MONTHLY):
+        this_period = Archive.objects.filter(
+            fractal=OuterRef("pk"), kind=Archive.Kind.SCHEDULED, created_at__gte=period_start(schedule, now)
+        )
+        due += list(
+            fractals.filter(archive_schedule=schedule)
+            # a scheduled archive of this period is completed or under way …
+            .exclude(Exists(this_period.exclude(status=Archive.Status.FAILED)))
+            # … or one failed within the hour: retried later, not every five minutes
+            .exclude(Exists(this_period.filter(created_at__gte=now - RETRY_FAILED_AFTER)))
+            .order_by("name")
+        )
+    return due
+
+
 def is_due(fractal: Fractal, now: datetime) -> bool:
-    if fractal.archive_schedule == ArchiveSchedule.NEVER:
-        return False
-    this_period = Archive.objects.filter(
-        fractal=fractal, kind=Archive.Kind.SCHEDULED, created_at__gte=period_start(fractal.archive_schedule, now)
-    )
-    if this_period.exclude(status=Archive.Status.FAILED).exists():
-        return False
-    return not this_period.filter(created_at__gte=now - RETRY_FAILED_AFTER).exists()
+    return bool(due_fractals(now, Fractal.objects.filter(pk=fractal.pk)))
 
 
 def scan_schedules(now: datetime | None = None) -> list[Archive]:
     """Queue the scheduled archives that are due (run by celery-beat every five minutes)."""
     now = now or timezone.now()
     started = []
-    for fractal in Fractal.objects.exclude(archive_schedule=ArchiveSchedule.NEVER):
-        if not is_due(fractal, now):
-            continue
+    for fractal in due_fractals(now):
         try:
             started.append(request_archive(None, fractal, kind=Archive.Kind.SCHEDULED))
         except FractalBusy:
