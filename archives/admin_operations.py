@@ -9,13 +9,19 @@ from archives.models import Archive, RestoreJob
 from strix.fractals.models import Fractal
 
 SHOWN = 200
+# Up to this many fractals the filter is a list to pick from; beyond, a name to search for (a list of
+# 10,000 fractals is neither usable nor quick to render).
+FRACTAL_CHOICES = 200
 STATES = ["pending", "archiving", "restoring", "completed", "failed", "cancelled"]
 
 
 def operations(request, admin_site):
     administered = Fractal.objects.administered_by(request.user)
-    state, kind, fractal_id = (request.GET.get(name, "") for name in ("state", "kind", "fractal"))
+    state, kind, fractal_id, name = (request.GET.get(n, "") for n in ("state", "kind", "fractal", "fractal_name"))
     fractals = administered.filter(pk=fractal_id) if fractal_id else administered
+    if name:
+        fractals = fractals.filter(name__icontains=name)
+    choices = list(administered.order_by("name")[: FRACTAL_CHOICES + 1])
     archives = Archive.objects.filter(fractal__in=fractals).select_related("fractal", "requested_by")
     restores = RestoreJob.objects.filter(target__in=fractals).select_related("target", "archive", "requested_by")
     if state:
@@ -30,8 +36,8 @@ def operations(request, admin_site):
         **admin_site.each_context(request),
         "title": "Operations",
         "jobs": jobs[:SHOWN],
-        "fractals": administered,
+        "fractals": choices if len(choices) <= FRACTAL_CHOICES else None,
         "states": STATES,
-        "chosen": {"state": state, "kind": kind, "fractal": fractal_id},
+        "chosen": {"state": state, "kind": kind, "fractal": fractal_id, "fractal_name": name},
     }
     return TemplateResponse(request, "admin/archives/operations.html", context)

@@ -22,6 +22,9 @@ from strix.fractals.models import ArchiveSchedule, Fractal
 
 RESTORES_SHOWN = 20
 SEARCHES_SHOWN = 20
+# The newest archives shown unless "Show all" is asked for (?archives=all): a page of 1,000 rows
+# helps no one and costs a second to render.
+ARCHIVES_SHOWN = 100
 EVENTS_SHOWN = 50
 
 
@@ -59,7 +62,11 @@ def _restores(fractal: Fractal):
 
 def _rows_context(request, fractal: Fractal) -> dict:
     claim = FractalClaim.objects.filter(fractal=fractal).first()
-    archives = list(Archive.objects.filter(fractal=fractal).select_related("requested_by"))
+    everything = Archive.objects.filter(fractal=fractal).select_related("requested_by")
+    show_all = request.GET.get("archives") == "all"
+    archives = list(everything if show_all else everything[: ARCHIVES_SHOWN + 1])
+    archives_total = len(archives) if show_all or len(archives) <= ARCHIVES_SHOWN else everything.count()
+    archives = archives[: len(archives) if show_all else ARCHIVES_SHOWN]
     reading = set(
         RestoreJob.objects.filter(archive__in=archives, status__in=RestoreJob.ACTIVE).values_list(
             "archive_id", flat=True
@@ -80,6 +87,7 @@ def _rows_context(request, fractal: Fractal) -> dict:
     return {
         "fractal": fractal,
         "archives": archives,
+        "archives_total": archives_total,
         "restores": _restores(fractal),
         "searches": ArchiveSearch.objects.filter(archive__fractal=fractal).select_related("archive", "requested_by")[
             :SEARCHES_SHOWN

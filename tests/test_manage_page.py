@@ -183,3 +183,26 @@ def test_the_restore_step_takes_a_time_range_and_a_filter(client, make_user, mak
     client.post(restore_url(archive), form)
     job = RestoreJob.objects.get()
     assert (job.range_start, job.range_end, job.contains) == (day, today, "sshd")
+
+
+def test_many_archives_and_fractals_stay_usable_pages(client, admin, make_fractal):
+    from archives.admin_operations import FRACTAL_CHOICES
+    from archives.admin_views import ARCHIVES_SHOWN
+    from strix.fractals.models import Fractal
+
+    fractal = make_fractal()
+    Archive.objects.bulk_create(
+        Archive(fractal=fractal, status=Archive.Status.COMPLETED, row_count=1) for _ in range(ARCHIVES_SHOWN + 5)
+    )
+    client.force_login(admin)
+    page = client.get(manage_url(fractal)).content.decode()
+    assert page.count('<tr data-job="') == ARCHIVES_SHOWN
+    assert f"The newest {ARCHIVES_SHOWN} of {ARCHIVES_SHOWN + 5} archives are shown" in page
+    everything = client.get(manage_url(fractal), {"archives": "all"}).content.decode()
+    assert everything.count('<tr data-job="') == ARCHIVES_SHOWN + 5 and "archives-more" not in everything
+
+    Fractal.objects.bulk_create(Fractal(name=f"many-{i:04d}") for i in range(FRACTAL_CHOICES))
+    operations = client.get(reverse("admin:archives_operations")).content.decode()
+    assert 'name="fractal_name"' in operations and "many-0001</option>" not in operations
+    found = client.get(reverse("admin:archives_operations"), {"fractal_name": fractal.name}).content.decode()
+    assert fractal.name in found

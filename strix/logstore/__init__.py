@@ -33,6 +33,7 @@ from strix.logstore.inserts import RecordRejected, insert_records
 from strix.logstore.records import stream_records
 from strix.logstore.rows import (
     count_rows,
+    day_figures,
     day_windows,
     fractal_checksum,
     fractal_span,
@@ -87,6 +88,7 @@ __all__ = [
     "create_staging_table",
     "current_fence",
     "database",
+    "day_figures",
     "day_windows",
     "delete_rows",
     "delete_window",

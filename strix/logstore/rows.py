@@ -105,6 +105,22 @@ def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[in
     return int(count), int(total or 0)
 
 
+def day_figures(
+    fractal_id: str, before: datetime, since: datetime | None = None, checksums: bool = False
+) -> dict[str, tuple[int, int]]:
+    """Per UTC day ``YYYY-MM-DD`` with rows in ``[since, before)``: (rows, order-independent sum of row
+    hashes, as :func:`window_checksum` computes it; 0 unless ``checksums``), in one grouped statement.
+    Without checksums only the timestamp column is read."""
+    total = "sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp))" if checksums else "0"
+    lower = "AND timestamp >= %(since)s" if since is not None else ""
+    query = (
+        f"SELECT toString(toDate(timestamp, 'UTC')) AS day, count(), {total} FROM {database()}.{LOGS_TABLE} "
+        f"WHERE fractal_id = %(fid)s AND timestamp < %(before)s {lower} GROUP BY day"
+    )
+    rows = execute(query, {"fid": fractal_id, "before": before, "since": since})
+    return {day: (int(count), int(hashes or 0)) for day, count, hashes in rows}
+
+
 def fractal_checksum(fractal_id: str) -> tuple[int, int]:
     """(row count, order-independent hash of every row) to prove a fractal unchanged."""
     query = (
