@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def own_archive_store(settings, tmp_path):
+def own_archive_store(own_backup_directory, settings, tmp_path):
     """Only this test's files: reconcile looks at everything in the store."""
     from strix.envconfig import storage_backends
 

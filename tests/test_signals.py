@@ -203,3 +203,15 @@ def test_an_overdue_schedule_and_retention_keeping_days_are_conditions(make_frac
     keys = {c.key for c in alerts.current_conditions()}
     assert f"archive-overdue:{overdue.pk}" in keys and f"archive-overdue:{on_time.pk}" not in keys
     assert f"retention-kept:{on_time.pk}" in keys and f"retention-kept:{overdue.pk}" not in keys
+
+
+def test_alerts_go_by_e_mail_too(settings):
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # Django's own test outbox
+    settings.STRIX_ALERT_EMAILS = ["soc@example.com"]
+    settings.STRIX_ALERT_WEBHOOK_URL = ""
+    assert alerts.notify("backup failed", "the PostgreSQL backup failed: pg_dump failed: connection refused")
+    (message,) = mail.outbox
+    assert message.to == ["soc@example.com"] and message.subject == "Strix Data Protection: backup failed"
+    assert "connection refused" in message.body
