@@ -22,9 +22,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def own_archive_store(own_backup_directory, settings, tmp_path):
+def own_archive_store(request, settings, tmp_path):
     """Only this test's files: reconcile looks at everything in the store."""
     from strix.envconfig import storage_backends
+
+    request.getfixturevalue("own_backup_directory")  # first, so that it cannot undo what follows
 
     settings.STORAGES = {**settings.STORAGES, **storage_backends({}, tmp_path / "archives", tmp_path / "backups")}
     settings.STRIX_BACKUP_DIR = tmp_path / "backups"
