@@ -84,9 +84,9 @@ def wait_for_mutations(table: str, timeout: float = 3600) -> None:
         "SELECT count(), any(latest_fail_reason) FROM system.mutations "
         "WHERE database = %(db)s AND table = %(table)s AND is_done = 0"
     )
-    columns = {row[0] for row in execute("DESCRIBE TABLE system.mutations")}
-    if "latest_fail_reason" not in columns:
+    if not _mutations_report_failures():
         query = query.replace("any(latest_fail_reason)", "''")
+    pause = 0.01  # most deletions finish within tens of milliseconds: look again soon, then less often
     while True:
         pending, failure = execute(query, {"db": database(), "table": table})[0]
         if not pending:
@@ -97,4 +97,17 @@ def wait_for_mutations(table: str, timeout: float = 3600) -> None:
             raise LogStoreTimeout(
                 f"ClickHouse at {server_address()} did not finish deleting rows within {deadline - started:.0f}s."
             )
-        time.sleep(0.2)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+_failure_column: dict[str, bool] = {}
+
+
+def _mutations_report_failures() -> bool:
+    """Whether system.mutations has latest_fail_reason (newer servers), asked once per server."""
+    address = server_address()
+    if address not in _failure_column:
+        columns = {row[0] for row in execute("DESCRIBE TABLE system.mutations")}
+        _failure_column[address] = "latest_fail_reason" in columns
+    return _failure_column[address]
