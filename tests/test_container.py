@@ -362,3 +362,15 @@ def test_segments_must_cover_everything_or_nothing():
     with pytest.raises(ValueError):
         writer.begin_segment("2026-11-01")
     writer.abort()
+
+
+def test_the_reader_counts_the_rows_it_returned_once_for_its_callers():
+    blob = seal_days(DAYS)
+    reader = ContainerReader(io.BytesIO(blob), Keyring.from_values(KEY_A))
+    seen = 0
+    for block in reader:
+        seen += block.count(b"\n")
+        assert reader.rows_read == seen
+    one_day = ContainerReader(io.BytesIO(blob), Keyring.from_values(KEY_A))
+    assert b"".join(one_day.read_segments(["2026-11-02", "2026-11-05"])).count(b"\n") == one_day.rows_read
+    assert one_day.rows_read == DAYS["2026-11-02"].count(b"\n") + DAYS["2026-11-05"].count(b"\n")

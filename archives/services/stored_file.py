@@ -70,6 +70,10 @@ class ArchiveReading:
         self.expected_rows = archive.row_count
 
     @property
+    def rows_read(self) -> int:
+        return self.reader.rows_read
+
+    @property
     def bytes_read(self) -> int:
         return self._source.bytes_read
 

@@ -71,6 +71,7 @@ class _Inflater:
         self._decompressor = zstandard.ZstdDecompressor()
         self._open = None
         self.frames: list[_Frame] = []
+        self.rows = 0  # newlines so far (archives), for callers' progress without counting again
 
     def feed(self, chunk: int, offset: int, data: bytes) -> Iterator[bytes]:
         view, position = memoryview(data), 0
@@ -92,7 +93,9 @@ class _Inflater:
                 frame = self.frames[-1]
                 frame.plaintext_bytes += len(out)
                 if self._count_rows:
-                    frame.rows += out.count(b"\n")
+                    rows = out.count(b"\n")
+                    frame.rows += rows
+                    self.rows += rows
                 yield out
 
     def finish(self) -> None:
@@ -113,6 +116,13 @@ class ContainerReader:
         self._count_rows = self.header.kind == "archive"
         self._index: Trailer | None = None
         self.trailer: Trailer | None = None
+        self._rows_before = 0  # rows of the segments already read whole
+        self._inflater: _Inflater | None = None
+
+    @property
+    def rows_read(self) -> int:
+        """Rows (newlines) returned so far, counted once as they are decompressed (archives)."""
+        return self._rows_before + (self._inflater.rows if self._inflater is not None else 0)
 
     @property
     def seekable(self) -> bool:
@@ -129,7 +139,7 @@ class ContainerReader:
 
     def _read_whole(self) -> Iterator[bytes]:
         frames = FrameSource(self._source, self.header, self._key)
-        inflater = _Inflater(self._count_rows)
+        inflater = self._inflater = _Inflater(self._count_rows)
         while True:
             flag, index, offset, plaintext = frames.next_frame()
             if flag == FINAL:
@@ -183,7 +193,9 @@ class ContainerReader:
     def _read_segment(self, segment: Segment, stop: int) -> Iterator[bytes]:
         self._source.seek(segment.offset)
         frames = FrameSource(self._source, self.header, self._key, index=segment.chunk, offset=segment.offset)
-        inflater = _Inflater(self._count_rows)
+        if self._inflater is not None:
+            self._rows_before += self._inflater.rows
+        inflater = self._inflater = _Inflater(self._count_rows)
         while frames.index < stop:
             flag, index, offset, plaintext = frames.next_frame()
             if flag == FINAL:
@@ -205,6 +217,7 @@ class ContainerReader:
                 total += len(block)
                 if self._count_rows:
                     rows += block.count(b"\n")
+                    self._rows_before = rows
                 yield block
         except zstandard.ZstdError as e:
             raise CorruptCompressionError(f"the compressed stream is corrupt ({e}).") from None
