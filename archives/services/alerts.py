@@ -48,39 +48,21 @@ class Condition:
 
 
 def _failed_jobs(now: datetime) -> list[Condition]:
-    found = []
     since = now - RECENT
-    for archive in Archive.objects.filter(status=Archive.Status.FAILED, finished_at__gte=since).select_related(
-        "fractal"
-    ):
-        found.append(
-            Condition(
-                f"archive-failed:{archive.pk}",
-                "archive failed",
-                f"Archive {archive.short_id} of fractal {archive.fractal.name} failed: {archive.error}",
-            )
-        )
-    for job in RestoreJob.objects.filter(status=RestoreJob.Status.FAILED, finished_at__gte=since).select_related(
-        "target"
-    ):
-        found.append(
-            Condition(
-                f"restore-failed:{job.pk}",
-                "restore failed",
-                f"Restore {job.short_id} into fractal {job.target.name} failed: {job.error}",
-            )
-        )
-    for event in ArchiveEvent.objects.filter(
-        action=ArchiveEvent.Action.RETENTION, outcome="failed", at__gte=since
-    ).select_related("fractal"):
-        found.append(
-            Condition(
-                f"retention-failed:{event.pk}",
-                "retention failed",
-                f"Retention of fractal {event.fractal.name} failed: {event.detail}",
-            )
-        )
-    return found
+    failures = (
+        (Archive.objects.filter(status=Archive.Status.FAILED, finished_at__gte=since).select_related("fractal"),
+         "archive failed", lambda a: f"Archive {a.short_id} of fractal {a.fractal.name} failed: {a.error}"),
+        (RestoreJob.objects.filter(status=RestoreJob.Status.FAILED, finished_at__gte=since).select_related("target"),
+         "restore failed", lambda j: f"Restore {j.short_id} into fractal {j.target.name} failed: {j.error}"),
+        (ArchiveEvent.objects.filter(action=ArchiveEvent.Action.RETENTION, outcome="failed", at__gte=since)
+         .select_related("fractal"),
+         "retention failed", lambda e: f"Retention of fractal {e.fractal.name} failed: {e.detail}"),
+    )  # fmt: skip
+    return [
+        Condition(f"{kind.replace(' ', '-')}:{record.pk}", kind, describe(record))
+        for records, kind, describe in failures
+        for record in records
+    ]
 
 
 def _stale_backup(now: datetime) -> list[Condition]:

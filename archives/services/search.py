@@ -52,22 +52,17 @@ def search_archive(
     found = 0
     with open_archive(archive) as stored:
         stored.aim(options)
-        carry, rows = b"", 0
         needle = _needle(options.contains)
-        for block in stored.blocks():
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            rows += len(lines)
-            for line in lines:
-                if needle is not None and needle not in line:
-                    continue
-                if line and _matches(json.loads(line), options):
-                    yield line + b"\n"
-                    found += 1
-                    if limit is not None and found >= limit:
-                        return
-            if on_progress:
-                on_progress(rows)
+        # Progress is the reader's own row count: the rows are not counted a second time here.
+        after_block = (lambda: on_progress(stored.rows_read)) if on_progress else None
+        for line in _lines(stored.blocks(), after_block):
+            if needle is not None and needle not in line:
+                continue
+            if _matches(json.loads(line), options):
+                yield line + b"\n"
+                found += 1
+                if limit is not None and found >= limit:
+                    return
 
 
 SAMPLE_ROWS = 20_000
@@ -115,9 +110,12 @@ def sample_filter(archive: Archive, options: RestoreOptions, rows: int = SAMPLE_
     return FilterSample(sampled, matched)
 
 
-def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+def _lines(blocks: Iterator[bytes], after_block: Callable[[], None] | None = None) -> Iterator[bytes]:
+    """The non-empty lines of NDJSON blocks (a line may span blocks); ``after_block`` runs after each."""
     carry = b""
     for block in blocks:
         lines = (carry + block).split(b"\n")
         carry = lines.pop()
         yield from (line for line in lines if line)
+        if after_block:
+            after_block()
