@@ -14,6 +14,7 @@ from archives.services.errors import JobCancelled, require_admin
 from archives.services.history import record_event
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from archives.services.queue import ARCHIVE_TASK, enqueue_after_commit
+from archives.services.stored_file import recorded_index
 from strix import failpoints, logstore
 from strix.crypto.container import ContainerWriter
 from strix.crypto.keys import Keyring
@@ -154,9 +155,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         "progress_rows": trailer.rows,
         "day_checksums": day_checksums,
         # The file's own day index, for restore estimates and for reading only the days asked for.
-        "format_version": writer.header.version,
-        "day_rows": {s.label: [s.rows, s.plaintext_bytes] for s in trailer.segments},
-        "day_offsets": {s.label: [s.chunk, s.offset] for s in trailer.segments},
+        **recorded_index(writer.header, trailer),
     }
 
 

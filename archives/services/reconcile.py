@@ -22,6 +22,7 @@ from django.conf import settings
 
 from archives.models import Archive, ArchiveEvent
 from archives.services.history import record_event
+from archives.services.stored_file import recorded_index
 from strix.crypto.errors import ContainerError
 from strix.crypto.keys import Keyring
 from strix.crypto.reader import ContainerReader
@@ -154,10 +155,8 @@ def _register(unrecorded: Unrecorded) -> Archive:
         key_id=header.key_id,
         time_start=_time(metadata.get("time_start")),
         time_end=_time(metadata.get("time_end")),
-        format_version=header.version,
         sha256=trailer.sha256 or "",
-        day_rows={s.label: [s.rows, s.plaintext_bytes] for s in trailer.segments},
-        day_offsets={s.label: [s.chunk, s.offset] for s in trailer.segments},
+        **recorded_index(header, trailer),
         error="",
     )
     created = _time(header.created)

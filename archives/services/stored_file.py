@@ -46,6 +46,15 @@ def check_trailer(archive: Archive, trailer) -> None:
         )
 
 
+def recorded_index(header, trailer) -> dict:
+    """The record's copy of a file's day index (Archive fields), from its header and trailer."""
+    return {
+        "format_version": header.version,
+        "day_rows": {s.label: [s.rows, s.plaintext_bytes] for s in trailer.segments},
+        "day_offsets": {s.label: [s.chunk, s.offset] for s in trailer.segments},
+    }
+
+
 def check_index(archive: Archive, index) -> None:
     """The file's authenticated day index agrees with the record (rows, and each day's place)."""
     check_trailer(archive, index)
