@@ -12,7 +12,7 @@ SHOWN = 200
 # Up to this many fractals the filter is a list to pick from; beyond, a name to search for (a list of
 # 10,000 fractals is neither usable nor quick to render).
 FRACTAL_CHOICES = 200
-STATES = ["pending", "archiving", "restoring", "completed", "failed", "cancelled"]
+STATES = ["pending", "archiving", "restoring", "completed", "failed", "cancelled", "missing"]
 
 
 def operations(request, admin_site):
