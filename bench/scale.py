@@ -13,6 +13,7 @@ Ends with `scan_s=… retention_s=… manage_ms=… operations_ms=… queries=�
 """
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -130,11 +131,18 @@ def run(args) -> dict:
                 at = now - timedelta(days=day, minutes=n)
                 rows.append((str(fractal.id), at, str(uuid.uuid4()), f"row {n}", "{}", at))
     logstore.execute(insert, rows)
+    logging.getLogger("archives.services.retention").setLevel(logging.ERROR)  # 500 "kept days" warnings
+    rows_before = logstore.execute(f"SELECT count() FROM {logstore.database()}.{LOGS_TABLE}")[0][0]
     statements = _count_statements()
     started = time.perf_counter()
-    retention.enforce_all(now)
+    results = retention.enforce_all(now)
     figures["retention_s"] = time.perf_counter() - started
     figures["retention_statements"] = statements()
+    # The figure counts only if the pass did its job: exactly the decided days' rows are gone.
+    deleted_days = sum(len(result.deleted_days) for result in results)
+    rows_after = logstore.execute(f"SELECT count() FROM {logstore.database()}.{LOGS_TABLE}")[0][0]
+    assert len(results) == len(with_retention) and deleted_days, (len(results), deleted_days)
+    assert rows_before - rows_after == deleted_days * 10, (rows_before, rows_after, deleted_days)
     print(f"retention: {figures['retention_s']:.1f}s, {figures['retention_statements']:,} statements", flush=True)
     # The next hourly pass: nothing new to delete, the kept days are not read again (only counted).
     statements = _count_statements()

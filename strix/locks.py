@@ -22,8 +22,17 @@ def redis_address() -> str:
     return f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 6379}"
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def connection() -> redis.Redis:
-    return redis.Redis.from_url(settings.STRIX_REDIS_URL, socket_connect_timeout=3, socket_timeout=10)
+    """This process's client for STRIX_REDIS_URL. One per URL, kept: a new client per call opened a TCP
+    connection and loaded the lock scripts each time (4 ms a lock operation). Its pool is fork-safe."""
+    url = settings.STRIX_REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    return client
 
 
 def ping() -> None:

@@ -58,6 +58,44 @@ def test_count_window_and_delete_are_scoped_to_one_fractal(make_fractal):
     assert logstore.count_rows(str(other.id)) == 10
 
 
+def test_one_mutation_deletes_several_fractals_windows_each_only_under_its_own_fence(make_fractal):
+    """Retention batches fractals into one mutation; a stale owner's share of it must still match nothing."""
+    current, stale, bystander = make_fractal(), make_fractal(), make_fractal()
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for fractal in (current, stale, bystander):
+        rows = [_row(base + timedelta(days=d, hours=1), f"{fractal.id}-{d}", "x") for d in range(6)]
+        logstore.insert_rows(str(fractal.id), rows)
+    logstore.record_fence(str(current.id), 3)
+    logstore.record_fence(str(stale.id), 4)
+    logstore.record_fence(str(stale.id), 5)  # taken over: fence 4 is stale from now on
+    later = base + timedelta(days=99)
+    deletions = [
+        logstore.Deletion(
+            str(current.id), 3, ((base, base + timedelta(days=2)), (base + timedelta(days=4), later)), later
+        ),
+        logstore.Deletion(str(stale.id), 4, ((base, later),), later),
+    ]
+    assert logstore.delete_windows(deletions) == 1
+    assert [row[2] for row in logstore.stream_rows(str(current.id))] == [f"{current.id}-2", f"{current.id}-3"]
+    assert logstore.count_rows(str(stale.id)) == 6
+    assert logstore.count_rows(str(bystander.id)) == 6
+
+
+def test_deletions_too_long_for_one_statement_are_split_and_all_done(make_fractal, monkeypatch):
+    from strix.logstore import fences
+
+    fractals = [make_fractal() for _ in range(3)]
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for number, fractal in enumerate(fractals):
+        logstore.insert_rows(str(fractal.id), [_row(base + timedelta(hours=h), f"{number}-{h}", "x") for h in range(4)])
+        logstore.record_fence(str(fractal.id), 1)
+    window = ((base, base + timedelta(hours=2)),)
+    deletions = [logstore.Deletion(str(f.id), 1, window, base + timedelta(days=9)) for f in fractals]
+    monkeypatch.setattr(fences, "MAX_DELETE_STATEMENT", len(deletions[0].condition()) + 1)
+    assert logstore.delete_windows(deletions) == 3
+    assert [logstore.count_rows(str(f.id)) for f in fractals] == [2, 2, 2]
+
+
 def test_a_delete_under_a_superseded_fence_deletes_nothing_and_the_current_owner_deletes(make_fractal):
     fractal = make_fractal()
     base = datetime(2026, 1, 1, tzinfo=UTC)
@@ -85,3 +123,32 @@ def test_query_error_is_typed_and_names_the_server():
     with pytest.raises(logstore.LogStoreQueryError) as caught:
         logstore.execute("SELECT no_such_column FROM system.one")
     assert str(caught.value).startswith(f"ClickHouse at {logstore.server_address()} refused the query")
+
+
+@pytest.mark.parametrize("source_counts", [False, True], ids=["counted here", "counted by the source"])
+def test_a_rejected_record_is_named_by_its_line_in_the_whole_stream(source_counts):
+    """Records are dealt to two INSERTs in pieces cut mid-line by the source; the error still names the
+    line an operator would find with ``sed -n 37p``."""
+    lines = [
+        f'{{"timestamp":"2026-01-01 00:00:{n % 60:02d}","raw_log":"r{n}","log_id":"id{n}","fields":"{{}}",'
+        f'"ingest_timestamp":"2026-01-01 00:00:00"}}\n'
+        for n in range(1, 61)
+    ]
+    lines[36] = lines[36].replace("2026-01-01 00:00:37", "not a time")
+    stream = "".join(lines).encode()
+    counted = [0]
+
+    def blocks():
+        for start in range(0, len(stream), 700):  # about five lines a block, cut anywhere
+            block = stream[start : start + 700]
+            counted[0] += block.count(b"\n")
+            yield block
+
+    logstore.drop_table("rejects")
+    logstore.create_staging_table("rejects", "f")
+    try:
+        with pytest.raises(logstore.RecordRejected) as rejected:
+            logstore.insert_records("rejects", blocks(), rows_counted=(lambda: counted[0]) if source_counts else None)
+    finally:
+        logstore.drop_table("rejects")
+    assert rejected.value.line == 37

@@ -7,7 +7,7 @@ import pytest
 from archives import services
 from archives.models import ArchiveEvent, FractalClaim
 from archives.services.errors import FractalBusy
-from archives.services.retention import enforce_retention
+from archives.services.retention import enforce_all, enforce_retention
 from strix import logstore
 from tests.jobs import archive_in_process
 
@@ -104,18 +104,57 @@ def test_retention_never_deletes_rows_ingested_during_the_run(make_fractal):
     assert [row[2] for row in logstore.stream_rows(str(fractal.id))] == ["arriving-9.1"]
 
 
-def test_consecutive_deletable_days_go_in_one_mutation(make_fractal, monkeypatch):
+def _submitted_deletions(monkeypatch) -> list[list[str]]:
+    """The conditions of each deletion statement sent to ClickHouse (sent on, too)."""
+    from strix.logstore import fences
+
+    submitted = []
+    submit = fences._submit_delete
+    monkeypatch.setattr(fences, "_submit_delete", lambda conditions: submitted.append(conditions) or submit(conditions))
+    return submitted
+
+
+def test_consecutive_deletable_days_go_in_one_window_of_one_mutation(make_fractal, monkeypatch):
     fractal = make_fractal(retention_days=20, archive_schedule="daily")
     logstore.insert_rows(str(fractal.id), rows_at([4, 5, 6, 8], "a"))
     archive_in_process(None, fractal)
     fractal.retention_days = 3
     fractal.save()
-    calls = []
-    delete = logstore.delete_window
-    monkeypatch.setattr(logstore, "delete_window", lambda *args: calls.append(args[1:3]) or delete(*args))
+    submitted = _submitted_deletions(monkeypatch)
     result = enforce_retention(fractal, now=NOW)
-    assert len(result.deleted_days) == 3 and len(calls) == 2  # days 5-6 together, day 8 alone (4: buffer)
+    assert len(result.deleted_days) == 3 and len(submitted) == 1  # days 5-6 together, day 8 alone (4: buffer)
+    assert submitted[0][0].count("timestamp >=") == 2
     assert logstore.count_rows(str(fractal.id)) == 1
+
+
+def test_a_pass_deletes_many_fractals_days_in_one_mutation_and_postpones_a_busy_one(make_fractal, monkeypatch):
+    fractals = [make_fractal(retention_days=3) for _ in range(4)]
+    for fractal in fractals:
+        logstore.insert_rows(str(fractal.id), rows_at([1, 5, 6, 9], str(fractal.id)))
+    busy = fractals[-1]
+    services.request_archive(None, busy, enqueue=False)  # holds the fractal: retention must wait
+    submitted = _submitted_deletions(monkeypatch)
+
+    results = enforce_all(now=NOW, batch=2)
+
+    assert sorted(len(conditions) for conditions in submitted) == [1, 2]  # batches of 2: the busy one skipped
+    assert sorted(r.fractal for r in results) == sorted(f.name for f in fractals[:3])
+    assert all(r.deleted_days == sorted([day(9), day(6), day(5)]) for r in results)
+    assert [logstore.count_rows(str(f.id)) for f in fractals] == [1, 1, 1, 4]
+    assert all(
+        ArchiveEvent.objects.filter(fractal=f, action="retention", outcome="done").exists() for f in fractals[:3]
+    )
+    assert not FractalClaim.objects.filter(fractal__in=fractals[:3]).exists()  # every claim released
+
+
+def test_fractals_in_one_batch_each_lose_only_days_before_their_own_cutoff(make_fractal):
+    short, long = make_fractal(retention_days=2), make_fractal(retention_days=6)
+    for fractal in (short, long):
+        logstore.insert_rows(str(fractal.id), rows_at([1, 3, 4, 5, 7, 8], str(fractal.id)))
+    results = {r.fractal: r for r in enforce_all(now=NOW)}
+    assert results[short.name].deleted_days == sorted(day(age) for age in (3, 4, 5, 7, 8))
+    assert results[long.name].deleted_days == sorted(day(age) for age in (7, 8))
+    assert logstore.count_rows(str(short.id)) == 1 and logstore.count_rows(str(long.id)) == 4
 
 
 def test_rows_restored_into_a_fractal_with_retention_survive_the_next_run_and_go_after_the_hold(make_fractal):

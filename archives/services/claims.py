@@ -14,7 +14,7 @@ over, it gives the claim a new fence; from then on every write of the old worker
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -123,6 +123,32 @@ def maintenance_claim(fractal: Fractal, ttl: float = 3600):
 
     A claim left by a dead worker is removed by the reaper once its lock has lapsed.
     """
+    with maintenance_claims([fractal], ttl) as (claims, busy):
+        if busy:
+            raise locks.FractalBusy(fractal.name)
+        yield claims[str(fractal.id)]
+
+
+@contextmanager
+def maintenance_claims(fractals: list[Fractal], ttl: float = 3600):
+    """Hold many fractals at once (a retention batch); yields their claims by fractal id and the
+    fractals left out because another operation holds them. The fences reach ClickHouse in one insert."""
+    with ExitStack() as held:
+        claims: dict[str, Claim] = {}
+        busy: list[Fractal] = []
+        for fractal in fractals:
+            try:
+                claims[str(fractal.id)] = held.enter_context(_claimed(fractal, ttl))
+            except locks.FractalBusy:
+                busy.append(fractal)
+        if claims:
+            logstore.record_fences({fractal_id: claim.fence for fractal_id, claim in claims.items()})
+        yield claims, busy
+
+
+@contextmanager
+def _claimed(fractal: Fractal, ttl: float):
+    """The fractal's lock and claim record (its fence is recorded in ClickHouse by the caller)."""
     token = locks.acquire_fractal_lock(str(fractal.id), fractal.name, ttl=ttl)
     try:
         fence = next_fence()
@@ -132,7 +158,6 @@ def maintenance_claim(fractal: Fractal, ttl: float = 3600):
             raise locks.FractalBusy(fractal.name) from None
         claim = Claim(str(fractal.id), fence)
         try:
-            logstore.record_fence(claim.fractal_id, fence)
             yield claim
         finally:
             release_claim(claim)

@@ -162,7 +162,7 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
                 failpoints.reached("restore.staging")
                 yield block
 
-        logstore.insert_records(job.staging_table, records())
+        logstore.insert_records(job.staging_table, records(), rows_counted=lambda: stored.rows_read)
     staged = logstore.count_table(job.staging_table)
     if staged != stored.expected_rows:
         raise RestoreMismatch(

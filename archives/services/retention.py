@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent
-from archives.services.claims import maintenance_claim, require
+from archives.services.claims import Claim, maintenance_claims, require
 from archives.services.errors import FractalBusy
 from archives.services.history import record_event
 from archives.services.holds import active_legal_hold, active_restore_holds
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 INGEST_MARGIN = timedelta(minutes=10)
 # With an archive schedule, retention waits one more day, so that the day is archived before it goes.
 ARCHIVE_BUFFER = timedelta(days=1)
+# Fractals whose deletions share one mutation (and whose claims are held together while it runs).
+DELETION_BATCH = 100
 
 
 @dataclass
@@ -65,63 +67,155 @@ def _is_held(holds: list[tuple[datetime, datetime]], start: datetime, end: datet
     return any(held_start < end and held_end >= start for held_start, held_end in holds)
 
 
+@dataclass
+class _Plan:
+    """What a run decides for one fractal; the deletions of a batch go to ClickHouse together."""
+
+    fractal: Fractal
+    result: RetentionResult
+    cutoff: datetime | None = None  # whole days before this midnight are old, if any may go
+    scheduled: bool = False
+    claim: Claim | None = None
+    deletion: logstore.Deletion | None = None
+
+
 def enforce_retention(fractal: Fractal, now: datetime | None = None) -> RetentionResult:
-    """Delete the whole days older than the fractal's retention window (see the module's rules)."""
-    result = RetentionResult(fractal.name)
+    """Delete the whole days older than the fractal's retention window (see the module's rules).
+
+    Raises :class:`FractalBusy` if an archive or restore holds the fractal, and any failure as it is."""
+    return _enforce_batch([fractal], now or timezone.now(), isolate=False)[0]
+
+
+def enforce_all(now: datetime | None = None, batch: int = DELETION_BATCH) -> list[RetentionResult]:
+    """Run retention on every fractal with a policy; a busy fractal waits for the next run, a failing
+    one does not stop the others.
+
+    Fractals go ``batch`` at a time: their old days are counted in one statement, their fences
+    recorded in one insert and their deletions sent in one mutation, because each mutation rewrites
+    the monthly parts that all fractals share."""
     now = now or timezone.now()
-    cutoff = fractal.retention_cutoff(now)
-    scheduled = fractal.archive_schedule != ArchiveSchedule.NEVER
-    if cutoff is not None and scheduled:
-        cutoff -= ARCHIVE_BUFFER
-    if cutoff is not None and active_legal_hold(fractal.pk) is not None:
-        result.legal_hold = True
-        record_event(
-            fractal.pk, ArchiveEvent.Action.RETENTION, "legal hold", "nothing deleted: the fractal is under legal hold"
-        )
-        return result
+    fractals = list(Fractal.objects.exclude(retention_days=None).order_by("name"))
+    results = []
+    for first in range(0, len(fractals), batch):
+        results += _enforce_batch(fractals[first : first + batch], now, isolate=True)
+    return results
+
+
+def _enforce_batch(fractals: list[Fractal], now: datetime, isolate: bool) -> list[RetentionResult]:
+    plans = [_start(fractal, now) for fractal in fractals]
     # Rows may still arrive with old timestamps while this runs; a row ingested lately is never deleted
     # by this run, whatever the checks below saw (the day is then kept whole next time).
     ingested_before = timezone.now() - INGEST_MARGIN
-    if cutoff is None:
-        return result
-    with maintenance_claim(fractal) as claim:
-        fractal_id = str(fractal.id)
-        # ClickHouse work in proportion to what is decided: one grouped count of the old days (the
-        # timestamp column only), then row hashes only for the days an archive says it holds. A day no
-        # archive recorded is kept without reading its rows.
-        old_days = logstore.day_figures(fractal_id, _midnight(cutoff))  # whole days before the cutoff
-        archived = _archived_checksums(fractal) if scheduled else {}
-        holds = _restore_holds(fractal, now)
-        deletable: list[str] = []
-        to_verify: list[str] = []
-        for day in sorted(old_days):
-            start = _day_start(day)
-            if _is_held(holds, start, start + timedelta(days=1)):
-                result.held_days.append(day)
-            elif not scheduled:
-                deletable.append(day)
-            elif day in archived:
-                to_verify.append(day)
-            else:
-                result.kept_days.append(day)
-        if to_verify:
-            first, last = _day_start(to_verify[0]), _day_start(to_verify[-1]) + timedelta(days=1)
-            current = logstore.day_figures(fractal_id, last, since=first, checksums=True)
-            for day in to_verify:
-                (deletable if current.get(day) in archived[day] else result.kept_days).append(day)
-        result.deleted_days = sorted(deletable)
-        result.kept_days.sort()
-        windows = [(_day_start(day), _day_start(day) + timedelta(days=1)) for day in result.deleted_days]
-        # One mutation per run of consecutive days: each mutation rewrites the parts it touches.
-        for start, end in _runs(windows):
-            require(claim)
-            logstore.delete_window(fractal_id, claim.fence, start, end, ingested_before)
-    _record(fractal, result)
-    if result.kept_days:
-        log.warning(
-            "retention kept %d day(s) of %s older than %d days because no archive holds them: %s",
-            len(result.kept_days), fractal.name, fractal.retention_days, ", ".join(result.kept_days),
-        )  # fmt: skip
+    due = [plan for plan in plans if plan.cutoff is not None]
+    with maintenance_claims([plan.fractal for plan in due]) as (claims, busy):  # held until the rows are gone
+        if busy and not isolate:
+            raise FractalBusy(busy[0].name)
+        for fractal in busy:
+            log.info("retention of %s postponed: the fractal is busy", fractal.name)
+        plans = [plan for plan in plans if plan.cutoff is None or str(plan.fractal.id) in claims]
+        claimed = [plan for plan in plans if plan.cutoff is not None]
+        failed: list[_Plan] = []
+        try:
+            # ClickHouse work in proportion to what is decided: one grouped count of the batch's old days
+            # (the timestamp column only), then row hashes only for the days an archive says it holds.
+            old_days = logstore.days_before({str(plan.fractal.id): plan.cutoff for plan in claimed})
+        except Exception as e:
+            if not isolate:
+                raise
+            old_days, failed = {}, _fail(claimed, e)
+        for plan in claimed:
+            if plan in failed:
+                continue
+            plan.claim = claims[str(plan.fractal.id)]
+            try:
+                _decide(plan, old_days[str(plan.fractal.id)], now, ingested_before)
+            except Exception as e:  # one fractal's failure must not stop the others' retention
+                if not isolate:
+                    raise
+                failed += _fail([plan], e)
+        try:
+            _delete([plan for plan in plans if plan not in failed])
+        except Exception as e:
+            if not isolate:
+                raise
+            failed += _fail([plan for plan in plans if plan.deletion is not None and plan not in failed], e)
+    return [_report(plan) for plan in plans if plan not in failed]
+
+
+def _fail(plans: list[_Plan], error: Exception) -> list[_Plan]:
+    for plan in plans:
+        log.error("retention of %s failed: %s", plan.fractal.name, error)
+        record_event(plan.fractal.pk, ArchiveEvent.Action.RETENTION, "failed", str(error) or error.__class__.__name__)
+    return plans
+
+
+def _start(fractal: Fractal, now: datetime) -> _Plan:
+    """The fractal's cutoff, if it has one and no legal hold stops it (decided without ClickHouse)."""
+    plan = _Plan(fractal, RetentionResult(fractal.name))
+    cutoff = fractal.retention_cutoff(now)
+    plan.scheduled = fractal.archive_schedule != ArchiveSchedule.NEVER
+    if cutoff is not None and plan.scheduled:
+        cutoff -= ARCHIVE_BUFFER
+    if cutoff is not None and active_legal_hold(fractal.pk) is not None:
+        plan.result.legal_hold = True
+    elif cutoff is not None:
+        plan.cutoff = _midnight(cutoff)
+    return plan
+
+
+def _decide(plan: _Plan, old_days: dict[str, int], now: datetime, ingested_before: datetime) -> None:
+    """Which of the fractal's old days go (``plan.deletion``), are kept or are held (``plan.result``)."""
+    fractal, result, fractal_id = plan.fractal, plan.result, str(plan.fractal.id)
+    archived = _archived_checksums(fractal) if plan.scheduled else {}
+    holds = _restore_holds(fractal, now)
+    deletable: list[str] = []
+    to_verify: list[str] = []
+    for day in sorted(old_days):
+        start = _day_start(day)
+        if _is_held(holds, start, start + timedelta(days=1)):
+            result.held_days.append(day)
+        elif not plan.scheduled:
+            deletable.append(day)
+        elif day in archived:
+            to_verify.append(day)
+        else:
+            result.kept_days.append(day)  # no archive recorded it: kept without reading its rows
+    if to_verify:
+        first, last = _day_start(to_verify[0]), _day_start(to_verify[-1]) + timedelta(days=1)
+        current = logstore.day_figures(fractal_id, last, since=first, checksums=True)
+        for day in to_verify:
+            (deletable if current.get(day) in archived[day] else result.kept_days).append(day)
+    result.deleted_days = sorted(deletable)
+    result.kept_days.sort()
+    if deletable:
+        # One window per run of consecutive days: fewer conditions for ClickHouse to test per row.
+        windows = _runs([(_day_start(day), _day_start(day) + timedelta(days=1)) for day in result.deleted_days])
+        plan.deletion = logstore.Deletion(fractal_id, plan.claim.fence, tuple(windows), ingested_before)
+
+
+def _delete(plans: list[_Plan]) -> None:
+    """Send the planned deletions, all claims proven still held first, in as few mutations as fit."""
+    deletions = []
+    for plan in plans:
+        if plan.deletion is not None:
+            require(plan.claim)  # a claim lost meanwhile: ClaimLost, and this batch deletes nothing
+            deletions.append(plan.deletion)
+    logstore.delete_windows(deletions)
+
+
+def _report(plan: _Plan) -> RetentionResult:
+    fractal, result = plan.fractal, plan.result
+    if result.legal_hold:
+        record_event(
+            fractal.pk, ArchiveEvent.Action.RETENTION, "legal hold", "nothing deleted: the fractal is under legal hold"
+        )
+    elif plan.cutoff is not None:
+        _record(fractal, result)
+        if result.kept_days:
+            log.warning(
+                "retention kept %d day(s) of %s older than %d days because no archive holds them: %s",
+                len(result.kept_days), fractal.name, fractal.retention_days, ", ".join(result.kept_days),
+            )  # fmt: skip
     return result
 
 
@@ -152,17 +246,3 @@ def _runs(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
         else:
             runs.append((start, end))
     return runs
-
-
-def enforce_all(now: datetime | None = None) -> list[RetentionResult]:
-    """Run retention on every fractal with a policy; a busy fractal waits for the next run."""
-    results = []
-    for fractal in Fractal.objects.exclude(retention_days=None):
-        try:
-            results.append(enforce_retention(fractal, now))
-        except FractalBusy:
-            log.info("retention of %s postponed: the fractal is busy", fractal.name)
-        except Exception as e:  # one fractal's failure (ClickHouse away…) must not stop the others' retention
-            log.exception("retention of %s failed", fractal.name)
-            record_event(fractal.pk, ArchiveEvent.Action.RETENTION, "failed", str(e) or e.__class__.__name__)
-    return results

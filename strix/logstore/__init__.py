@@ -24,7 +24,16 @@ from strix.logstore.client import (
 )
 
 # Deleting rows and owning a fractal (fences)
-from strix.logstore.fences import current_fence, delete_rows, delete_window, record_fence, wait_for_mutations
+from strix.logstore.fences import (
+    Deletion,
+    current_fence,
+    delete_rows,
+    delete_window,
+    delete_windows,
+    record_fence,
+    record_fences,
+    wait_for_mutations,
+)
 
 # Writing rows
 from strix.logstore.inserts import RecordRejected, insert_records
@@ -35,6 +44,7 @@ from strix.logstore.rows import (
     count_rows,
     day_figures,
     day_windows,
+    days_before,
     fractal_checksum,
     fractal_span,
     insert_rows,
@@ -89,9 +99,12 @@ __all__ = [
     "current_fence",
     "database",
     "day_figures",
+    "days_before",
     "day_windows",
     "delete_rows",
     "delete_window",
+    "delete_windows",
+    "Deletion",
     "drop_database",
     "drop_staged_duplicates",
     "drop_table",
@@ -109,6 +122,7 @@ __all__ = [
     "narrow_staging",
     "ping",
     "record_fence",
+    "record_fences",
     "rename_table",
     "server_address",
     "server_version",

@@ -12,6 +12,7 @@ later owner attaches or inserts.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from strix.logstore.client import (
@@ -23,7 +24,7 @@ from strix.logstore.client import (
     sql_string,
     statement_bound,
 )
-from strix.logstore.schema import LOGS_TABLE
+from strix.logstore.schema import LOGS_TABLE, sql_time
 
 FENCES_TABLE = "claim_fences"
 
@@ -37,8 +38,14 @@ def ensure_fence_table() -> None:
 
 def record_fence(fractal_id: str, fence: int) -> None:
     """Make ``fence`` the fractal's owner in ClickHouse: any lower fence's DELETE matches nothing."""
+    record_fences({fractal_id: fence})
+
+
+def record_fences(fences: dict[str, int]) -> None:
+    """:func:`record_fence` for many fractals in one insert (a retention batch): one part, not one each."""
     ensure_fence_table()
-    execute(f"INSERT INTO {database()}.{FENCES_TABLE} (fractal_id, fence) VALUES", [(fractal_id, int(fence))])
+    rows = [(fractal_id, int(fence)) for fractal_id, fence in fences.items()]
+    execute(f"INSERT INTO {database()}.{FENCES_TABLE} (fractal_id, fence) VALUES", rows)
 
 
 def current_fence(fractal_id: str) -> int:
@@ -62,17 +69,65 @@ def delete_rows(fractal_id: str, fence: int, timeout: float = 3600) -> None:
     wait_for_mutations(LOGS_TABLE, timeout)
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """One fractal's rows to delete: its time windows ``[start, end)``, only rows ingested before
+    ``ingested_before``, only while ``fence`` owns the fractal."""
+
+    fractal_id: str
+    fence: int
+    windows: tuple[tuple[datetime, datetime], ...]
+    ingested_before: datetime
+
+    def condition(self) -> str:
+        windows = " OR ".join(
+            f"(timestamp >= {sql_time(start)} AND timestamp < {sql_time(end)})" for start, end in self.windows
+        )
+        return (
+            f"(fractal_id = {sql_string(self.fractal_id)} AND ({windows}) "
+            f"AND ingest_timestamp < {sql_time(self.ingested_before)} AND {_owned_by(self.fractal_id, self.fence)})"
+        )
+
+
+# A mutation's statement stays well under ClickHouse's max_query_size (256 KiB by default).
+MAX_DELETE_STATEMENT = 64 * 1024
+
+
+def delete_windows(deletions: list[Deletion], timeout: float = 3600) -> int:
+    """Delete many fractals' windows in as few mutations as fit in a statement, each fractal's part
+    fenced by its own owner; wait until they are done. Returns the mutations submitted.
+
+    A mutation rewrites every part it may touch, whatever share of it matches: with many fractals' rows
+    in the same monthly parts, one mutation for a hundred fractals costs about what one for a single
+    fractal did."""
+    statements, conditions, size = 0, [], 0
+    for deletion in deletions:
+        if not deletion.windows:
+            continue
+        condition = deletion.condition()
+        if conditions and size + len(condition) > MAX_DELETE_STATEMENT:
+            _submit_delete(conditions)
+            statements, conditions, size = statements + 1, [], 0
+        conditions.append(condition)
+        size += len(condition) + 4
+    if conditions:
+        _submit_delete(conditions)
+        statements += 1
+    if statements:
+        wait_for_mutations(LOGS_TABLE, timeout)
+    return statements
+
+
+def _submit_delete(conditions: list[str]) -> None:
+    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE {' OR '.join(conditions)}")
+
+
 def delete_window(
     fractal_id: str, fence: int, start: datetime, end: datetime, ingested_before: datetime, timeout: float = 3600
 ) -> None:
     """Delete a fractal's rows in ``[start, end)`` ingested before ``ingested_before``, if ``fence``
     still owns it; wait until the deletion is done."""
-    execute(
-        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND timestamp >= %(start)s "
-        f"AND timestamp < %(end)s AND ingest_timestamp < %(ingested_before)s AND {_owned_by(fractal_id, fence)}",
-        {"fid": fractal_id, "start": start, "end": end, "ingested_before": ingested_before},
-    )
-    wait_for_mutations(LOGS_TABLE, timeout)
+    delete_windows([Deletion(fractal_id, fence, ((start, end),), ingested_before)], timeout)
 
 
 def wait_for_mutations(table: str, timeout: float = 3600) -> None:

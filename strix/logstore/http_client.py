@@ -2,7 +2,8 @@
 
 ClickHouse formats and parses ``JSONEachRow`` itself, which is faster than building rows in Python.
 Its responses arrive in 4 KiB HTTP chunks; decoding those in http.client cost a third of an archive's
-CPU, so :func:`_dechunk` reads the socket in 1 MiB pieces and unframes them in a tight loop.
+CPU, so :func:`_dechunk` reads the socket in 1 MiB pieces and unframes them in a tight loop. Request
+bodies are framed here too (:func:`_chunked`): http.client's own framing copies every chunk once more.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -40,7 +41,8 @@ def request(
         if body is None:
             connection.request(method, f"/?{params}", headers=headers)
         else:
-            connection.request(method, f"/?{params}", body=body, headers=headers, encode_chunked=True)
+            headers["Transfer-Encoding"] = "chunked"
+            connection.request(method, f"/?{params}", body=_chunked(body), headers=headers)
         response = connection.getresponse()
     except (TimeoutError, ConnectionError, socket.gaierror) as e:
         connection.close()
@@ -61,6 +63,19 @@ def request(
         connection.close()
         raise LogStoreQueryError(f"{where()} refused the query: {text[0] if text else response.status}")
     return connection, response
+
+
+def _chunked(body: Iterable[Sequence[bytes | memoryview]]) -> Iterator[bytes | memoryview]:
+    """HTTP/1.1 chunked framing of a body given as HTTP chunks, each a sequence of buffers sent as they
+    are: a chunk's buffers are never joined (that copy cost as much CPU as counting the rows)."""
+    for buffers in body:
+        size = sum(len(buffer) for buffer in buffers)
+        if not size:
+            continue
+        yield b"%X\r\n" % size
+        yield from buffers
+        yield b"\r\n"
+    yield b"0\r\n\r\n"
 
 
 def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:

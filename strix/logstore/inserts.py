@@ -16,7 +16,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from strix.logstore.client import LogStoreError, LogStoreQueryError, database
 from strix.logstore.http_client import request
@@ -59,7 +59,7 @@ class _Stream:
         self.thread = threading.Thread(target=self._run, name=f"logstore-insert-{index}", daemon=True)
         self.thread.start()
 
-    def put(self, piece: bytes, first_line: int, rows: int) -> None:
+    def put(self, piece: tuple, first_line: int, rows: int) -> None:
         self.piece_starts.append(self.rows)
         self.piece_lines.append(first_line)
         self.rows += rows
@@ -83,7 +83,7 @@ class _Stream:
                         "the insert was broken off."
                     ) from None
 
-    def _body(self) -> Iterator[bytes]:
+    def _body(self) -> Iterator[tuple]:
         while True:
             try:
                 item = self.queue.get(timeout=POLL_SECONDS)
@@ -143,21 +143,35 @@ class _Stream:
             raise LogStoreError(f"insert stream {self.thread.name} did not finish within {STALL_SECONDS:.0f}s.")
 
 
-def _line_pieces(blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """Re-cut a byte stream into pieces that end on a line boundary (whole records)."""
-    carry = b""
+def _line_pieces(blocks: Iterable[bytes], rows_counted: Callable[[], int] | None) -> Iterator[tuple[tuple, int]]:
+    """Re-cut a byte stream into pieces that end on a line boundary (whole records), with their rows.
+
+    A piece is the previous block's unterminated tail and this block up to its last newline, as two
+    buffers (never joined: see http_client._chunked), so it holds exactly this block's newlines: the
+    source's own running count (``rows_counted``) gives them without counting again."""
+    carry, counted = b"", 0
     for block in blocks:
-        data = carry + block if carry else block
-        cut = data.rfind(b"\n") + 1
-        carry = data[cut:]
+        if rows_counted is None:
+            rows = block.count(b"\n")
+        else:
+            rows, counted = rows_counted() - counted, rows_counted()
+        cut = block.rfind(b"\n") + 1
         if cut:
-            yield data[:cut]
+            yield (carry, memoryview(block)[:cut]), rows
+            carry = block[cut:]
+        else:
+            carry += block
     if carry:
-        yield carry  # an unterminated last line: ClickHouse reports it as the error it is
+        yield (carry,), 1  # an unterminated last line: ClickHouse reports it as the error it is
 
 
-def insert_records(table: str, blocks: Iterable[bytes], streams: int = 2) -> int:
+def insert_records(
+    table: str, blocks: Iterable[bytes], streams: int = 2, rows_counted: Callable[[], int] | None = None
+) -> int:
     """Insert NDJSON records into ``table``; returns the lines sent.
+
+    ``rows_counted``, if given, returns how many newlines the source has yielded so far (a reader that
+    counts them anyway): the blocks are then not counted a second time.
 
     ``blocks`` is read in the caller's thread: its own errors propagate unchanged, after every
     stream has been broken off. A record ClickHouse rejects raises :class:`RecordRejected` naming its
@@ -167,8 +181,7 @@ def insert_records(table: str, blocks: Iterable[bytes], streams: int = 2) -> int
     pool = [_Stream(table, i, failed) for i in range(max(streams, 1))]
     line = 1
     try:
-        for index, piece in enumerate(_line_pieces(blocks)):
-            rows = piece.count(b"\n") or 1
+        for index, (piece, rows) in enumerate(_line_pieces(blocks, rows_counted)):
             pool[index % len(pool)].put(piece, line, rows)
             line += rows
         for stream in pool:

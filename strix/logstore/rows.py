@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from strix.logstore.client import connect, database, execute, server_version, translate_error, utc
-from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, timestamp_resolution
+from strix.logstore.client import connect, database, execute, server_version, sql_string, translate_error, utc
+from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, sql_time, timestamp_resolution
 
 
 def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
@@ -119,6 +119,25 @@ def day_figures(
     )
     rows = execute(query, {"fid": fractal_id, "before": before, "since": since})
     return {day: (int(count), int(hashes or 0)) for day, count, hashes in rows}
+
+
+def days_before(cutoffs: dict[str, datetime]) -> dict[str, dict[str, int]]:
+    """For many fractals at once, each fractal's rows per UTC day ``YYYY-MM-DD`` before its own cutoff,
+    in one grouped statement that reads the timestamp column only (a retention batch's first look)."""
+    if not cutoffs:
+        return {}
+    conditions = " OR ".join(
+        f"(fractal_id = {sql_string(fractal_id)} AND timestamp < {sql_time(cutoff)})"
+        for fractal_id, cutoff in cutoffs.items()
+    )
+    query = (
+        f"SELECT fractal_id, toString(toDate(timestamp, 'UTC')) AS day, count() FROM {database()}.{LOGS_TABLE} "
+        f"WHERE {conditions} GROUP BY fractal_id, day"
+    )
+    days: dict[str, dict[str, int]] = {fractal_id: {} for fractal_id in cutoffs}
+    for fractal_id, day, count in execute(query):
+        days[fractal_id][day] = int(count)
+    return days
 
 
 def fractal_checksum(fractal_id: str) -> tuple[int, int]:
