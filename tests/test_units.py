@@ -43,3 +43,52 @@ def test_timestamp_types_and_resolution_follow_the_server_version():
     assert timestamp_type((24, 3)) == "DateTime64(3, 'UTC')" and timestamp_resolution((24, 3)) == timedelta(
         milliseconds=1
     )
+
+
+class _ChunkedResponse:
+    """A response whose socket hands out at most ``step`` bytes a read, like a slow network."""
+
+    chunked = True
+
+    def __init__(self, body: bytes, step: int):
+        self._body, self._step, self._at = body, step, 0
+        self.fp = self
+
+    def read1(self, size: int) -> bytes:
+        data = self._body[self._at : self._at + min(size, self._step)]
+        self._at += len(data)
+        return data
+
+
+def _chunked(*chunks: bytes, extension: bytes = b"") -> bytes:
+    return b"".join(b"%X%s\r\n%s\r\n" % (len(c), extension, c) for c in chunks) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("step", [1 << 20, 5000, 4104, 777])
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [bytes([65 + n % 26]) * 4096 for n in range(300)],  # ClickHouse's usual 4 KiB chunks
+        [b"a" * 4096, b"b" * 4096, b"tail\n", b"c" * 4096, b"x" * 65536, b"d" * 4096, b"e" * 10],
+        [b"\r\n1000\r\n" * 512, b"f" * 4096, b"\r\n" * 2048],  # framing look-alikes inside the data
+    ],
+    ids=["usual", "mixed", "look-alikes"],
+)
+def test_dechunk_returns_exactly_the_body_however_it_is_chunked_and_read(chunks, step):
+    from strix.logstore.http_client import dechunk
+
+    assert b"".join(dechunk(_ChunkedResponse(_chunked(*chunks), step))) == b"".join(chunks)
+    with_extension = _ChunkedResponse(_chunked(*chunks, extension=b";name=value"), step)
+    assert b"".join(dechunk(with_extension)) == b"".join(chunks)
+
+
+def test_dechunk_refuses_a_body_cut_short_or_misframed():
+    from strix.logstore import LogStoreError
+    from strix.logstore.http_client import dechunk
+
+    body = _chunked(b"a" * 4096, b"b" * 4096, b"c" * 100)
+    with pytest.raises(LogStoreError, match="middle of the row stream"):
+        b"".join(dechunk(_ChunkedResponse(body[:-10], 1000)))
+    misframed = body.replace(b"c" * 100 + b"\r\n", b"c" * 100 + b"XX")
+    with pytest.raises(LogStoreError, match="malformed chunk"):
+        b"".join(dechunk(_ChunkedResponse(misframed, 1 << 20)))

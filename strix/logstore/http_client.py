@@ -2,7 +2,7 @@
 
 ClickHouse formats and parses ``JSONEachRow`` itself, which is faster than building rows in Python.
 Its responses arrive in 4 KiB HTTP chunks; decoding those in http.client cost a third of an archive's
-CPU, so :func:`_dechunk` reads the socket in 1 MiB pieces and unframes them in a tight loop. Request
+CPU, so :func:`dechunk` reads the socket in 1 MiB pieces and unframes them itself. Request
 bodies are framed here too (:func:`_chunked`): http.client's own framing copies every chunk once more.
 """
 
@@ -78,8 +78,22 @@ def _chunked(body: Iterable[Sequence[bytes | memoryview]]) -> Iterator[bytes | m
     yield b"0\r\n\r\n"
 
 
+# ClickHouse (through Poco) sends a long body as 4 KiB chunks; runs of them are unframed by slicing.
+_USUAL_SIZE = 4096
+_USUAL_HEADER = b"%X\r\n" % _USUAL_SIZE
+_STRIDE = len(_USUAL_HEADER) + _USUAL_SIZE + 2
+_FRAMING = [(offset, _USUAL_HEADER[offset : offset + 1]) for offset in range(len(_USUAL_HEADER))] + [
+    (_STRIDE - 2, b"\r"),
+    (_STRIDE - 1, b"\n"),
+]
+
+
 def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
-    """The body of a chunked response, in pieces of about 1 MiB."""
+    """The body of a chunked response, in pieces of about 1 MiB.
+
+    A run of usual-size chunks is checked and cut with a few slices of the buffer (each framing byte
+    of the run is compared at once, in C); any other chunk is parsed alone. Unframing 4 KiB chunks one
+    by one in Python had cost 0.36 s per million rows archived."""
     if not response.chunked:
         while data := response.read(READ_SIZE):
             yield data
@@ -90,6 +104,13 @@ def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
     while True:
         pieces = []
         while True:
+            run = _usual_run(buffer, position)
+            if run:
+                view = memoryview(buffer)
+                first = position + len(_USUAL_HEADER)
+                pieces += [view[start : start + _USUAL_SIZE] for start in range(first, first + run * _STRIDE, _STRIDE)]
+                position += run * _STRIDE
+                continue
             line_end = buffer.find(b"\r\n", position)
             if line_end < 0:
                 break
@@ -101,6 +122,8 @@ def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
             start, end = line_end + 2, line_end + 2 + size
             if end + 2 > len(buffer):
                 break
+            if buffer[end : end + 2] != b"\r\n":
+                raise LogStoreError(f"{where()} sent a malformed chunk (no CRLF after {size} bytes).")
             pieces.append(buffer[start:end])
             position = end + 2
         if pieces:
@@ -110,3 +133,20 @@ def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
             raise LogStoreError(f"{where()} closed the connection in the middle of the row stream.")
         buffer = buffer[position:] + more
         position = 0
+
+
+def _usual_run(buffer: bytes, position: int) -> int:
+    """How many whole usual-size chunks follow one another from ``position`` (0: the next is not one).
+
+    Each framing byte is taken from every chunk of the run with one stepped slice; the run ends at the
+    first chunk where one of them differs."""
+    whole = (len(buffer) - position) // _STRIDE
+    if not whole or not buffer.startswith(_USUAL_HEADER, position):
+        return 0
+    end = position + whole * _STRIDE
+    for offset, byte in _FRAMING:
+        column = buffer[position + offset : end : _STRIDE]
+        whole = min(whole, len(column) - len(column.lstrip(byte)))
+        if not whole:
+            return 0
+    return whole
