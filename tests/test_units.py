@@ -92,3 +92,17 @@ def test_dechunk_refuses_a_body_cut_short_or_misframed():
     misframed = body.replace(b"c" * 100 + b"\r\n", b"c" * 100 + b"XX")
     with pytest.raises(LogStoreError, match="malformed chunk"):
         b"".join(dechunk(_ChunkedResponse(misframed, 1 << 20)))
+
+
+@pytest.mark.parametrize("block_size", [7, 64, 1000, 1 << 20])
+def test_lines_containing_finds_exactly_the_lines_that_hold_the_text_however_blocks_are_cut(block_size):
+    from archives.services.search import _lines, _lines_containing
+
+    lines = [f'{{"raw_log":"{n} {"sshd" * (n % 3)} x{n % 7}"}}'.encode() for n in range(500)]
+    lines[0] = b"sshd at the start"
+    lines[-1] = b"at the end sshd"
+    data = b"\n".join(lines) + b"\n"
+    blocks = [data[i : i + block_size] for i in range(0, len(data), block_size)]
+    for needle in (b"sshd", b"x3", b"sshdsshd", b"absent"):
+        expected = [line for line in _lines(iter(blocks)) if needle in line]
+        assert list(_lines_containing(iter(blocks), needle)) == expected
