@@ -52,6 +52,7 @@ bench: venv services env db  ## benchmarks against the native tools (minutes; no
 	cd bench && ../$(BIN)/python backup.py
 	cd bench && ../$(BIN)/python search.py --rows 1000000
 	cd bench && ../$(BIN)/python scale.py
+	cd bench && ../$(BIN)/python archive.py --rows 20000000 --repeat 1 --ours-only
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

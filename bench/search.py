@@ -12,7 +12,6 @@ Needs a migrated PostgreSQL database (make demo or manage.py migrate): records g
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -38,7 +37,7 @@ def one_day(archive) -> tuple[float, float]:
     from datetime import timedelta
 
     from archives.services.options import RestoreOptions
-    from archives.services.search import _lines, _matches
+    from archives.services.search import search_reading
     from archives.services.stored_file import open_archive
 
     archive.refresh_from_db()
@@ -46,8 +45,7 @@ def one_day(archive) -> tuple[float, float]:
     options = RestoreOptions.parse(day, day + timedelta(days=1), contains=NEEDLE)
     started = time.perf_counter()
     with open_archive(archive) as stored:
-        stored.aim(options)
-        found = sum(1 for line in _lines(stored.blocks()) if _matches(json.loads(line), options))
+        found = sum(1 for _ in search_reading(stored, options))
     seconds = time.perf_counter() - started
     assert found > 0
     archive.refresh_from_db()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from archives.models import Archive
 from archives.services.options import RestoreOptions
-from archives.services.stored_file import open_archive
+from archives.services.stored_file import ArchiveReading, open_archive
 
 
 def _timestamp(record: dict) -> datetime:
@@ -49,22 +49,29 @@ def search_archive(
     end, the file is checked against its record as a restore would; a search stopped by ``limit``
     has authenticated every chunk it read.
     """
-    found = 0
     with open_archive(archive) as stored:
-        stored.aim(options)
-        needle = _needle(options.contains)
-        # Progress is the reader's own row count: the rows are not counted a second time here.
-        after_block = (lambda: on_progress(stored.rows_read)) if on_progress else None
-        if needle is None:
-            candidates = _lines(stored.blocks(), after_block)
-        else:
-            candidates = _lines_containing(stored.blocks(), needle, after_block)
-        for line in candidates:
-            if _matches(json.loads(line), options):
-                yield line + b"\n"
-                found += 1
-                if limit is not None and found >= limit:
-                    return
+        yield from search_reading(stored, options, limit, on_progress)
+
+
+def search_reading(
+    stored: ArchiveReading, options: RestoreOptions, limit: int | None = None, on_progress: Callable[[int], None] = None
+) -> Iterator[bytes]:
+    """:func:`search_archive` on an archive already opened (its reader tells what was read)."""
+    found = 0
+    stored.aim(options)
+    needle = _needle(options.contains)
+    # Progress is the reader's own row count: the rows are not counted a second time here.
+    after_block = (lambda: on_progress(stored.rows_read)) if on_progress else None
+    if needle is None:
+        candidates = _lines(stored.blocks(), after_block)
+    else:
+        candidates = _lines_containing(stored.blocks(), needle, after_block)
+    for line in candidates:
+        if _matches(json.loads(line), options):
+            yield line + b"\n"
+            found += 1
+            if limit is not None and found >= limit:
+                return
 
 
 SAMPLE_ROWS = 20_000
