@@ -212,3 +212,44 @@ def test_the_reaper_finishes_its_pass_within_its_bound_while_a_stopped_worker_ho
         lambda: services.reap_stale_jobs() == [] and logstore.tables_with_prefix(STAGING_PREFIX) == [],
         60, 1, "the orphan staging table to be dropped",
     )  # fmt: skip
+
+
+def test_a_retention_run_frozen_before_its_batch_deletion_deletes_nothing_once_taken_over(
+    failpoint_worker, make_fractal
+):
+    """The batch's claims were proven held, then the worker froze; the reaper took them over. Resumed,
+    its one mutation for the whole batch must match no row of any fractal, and it reports nothing."""
+    from archives.models import ArchiveEvent
+    from archives.services.retention import enforce_all
+    from archives.tasks import enforce_retention
+    from strix import locks
+
+    now = datetime.now(UTC)
+    fractals = [make_fractal(retention_days=3) for _ in range(3)]
+    for fractal in fractals:
+        rows = [
+            (now - timedelta(days=age), f"{fractal.id}-{age}", "old", "{}", now - timedelta(days=age))
+            for age in (1, 5, 6, 9)
+        ]
+        logstore.insert_rows(str(fractal.id), rows)
+    worker = failpoint_worker("retention.before-delete")
+    task = enforce_retention.apply_async(queue=worker.queue)
+    wait_until(worker.is_stopped, 120, 0.05, "the worker to stop before its deletion")
+    assert FractalClaim.objects.count() == 3
+
+    for fractal in fractals:  # the claims' locks lapse (one hour; removed here as Redis would at expiry)
+        locks.connection().delete(f"strix:fractal-lock:{fractal.id}")
+    services.reap_stale_jobs()
+    assert not FractalClaim.objects.exists()
+
+    worker.signal(signal.SIGCONT)
+    wait_until(AsyncResult(task.id).ready, timeout=120, interval=0.2, what="the resumed run to end")
+    assert [logstore.count_rows(str(f.id)) for f in fractals] == [4, 4, 4]
+    assert worker.log_path.read_text().count("writing nothing more: its claim was taken over") == 3
+    assert not ArchiveEvent.objects.filter(action="retention").exists()
+    assert not FractalClaim.objects.exists()
+
+    # The next run, alive throughout, deletes what it decides.
+    results = enforce_all()
+    assert all(len(r.deleted_days) == 3 for r in results)
+    assert [logstore.count_rows(str(f.id)) for f in fractals] == [1, 1, 1]

@@ -23,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent
-from archives.services.claims import Claim, maintenance_claims, require
+from archives.services.claims import Claim, holds, maintenance_claims, require
 from archives.services.errors import FractalBusy
 from archives.services.history import record_event
 from archives.services.holds import active_legal_hold, active_restore_holds
-from strix import logstore
+from strix import failpoints, logstore
 from strix.fractals.models import ArchiveSchedule, Fractal
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,17 @@ def _enforce_batch(fractals: list[Fractal], now: datetime, isolate: bool) -> lis
             if not isolate:
                 raise
             failed += _fail([plan for plan in plans if plan.deletion is not None and plan not in failed], e)
+        # A run that paused past its claims' lapse was taken over: its fenced deletion matched nothing,
+        # and what it decided is not this run's to report.
+        failed += [plan for plan in plans if plan.claim is not None and plan not in failed and _lost(plan)]
     return [_report(plan) for plan in plans if plan not in failed]
+
+
+def _lost(plan: _Plan) -> bool:
+    if holds(plan.claim):
+        return False
+    log.warning("retention of %s stopped, writing nothing more: its claim was taken over", plan.fractal.name)
+    return True
 
 
 def _fail(plans: list[_Plan], error: Exception) -> list[_Plan]:
@@ -200,7 +210,8 @@ def _delete(plans: list[_Plan]) -> None:
         if plan.deletion is not None:
             require(plan.claim)  # a claim lost meanwhile: ClaimLost, and this batch deletes nothing
             deletions.append(plan.deletion)
-    logstore.delete_windows(deletions)
+    failpoints.reached("retention.before-delete")
+    logstore.delete_windows(deletions)  # each fractal's share is fenced: a stale one matches no row
 
 
 def _report(plan: _Plan) -> RetentionResult:
