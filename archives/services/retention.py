@@ -63,11 +63,11 @@ def _restore_holds(fractal: Fractal, now: datetime) -> list[tuple[datetime, date
     return list(active_restore_holds(fractal, now).values_list("hold_start", "hold_end"))
 
 
-def _is_held(holds: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
-    return any(held_start < end and held_end >= start for held_start, held_end in holds)
+def _is_held(ranges: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
+    return any(held_start < end and held_end >= start for held_start, held_end in ranges)
 
 
-@dataclass
+@dataclass(eq=False)  # plans are told apart by identity
 class _Plan:
     """What a run decides for one fractal; the deletions of a batch go to ClickHouse together."""
 
@@ -177,12 +177,12 @@ def _decide(plan: _Plan, old_days: dict[str, int], now: datetime, ingested_befor
     """Which of the fractal's old days go (``plan.deletion``), are kept or are held (``plan.result``)."""
     fractal, result, fractal_id = plan.fractal, plan.result, str(plan.fractal.id)
     archived = _archived_checksums(fractal) if plan.scheduled else {}
-    holds = _restore_holds(fractal, now)
+    held_ranges = _restore_holds(fractal, now)
     deletable: list[str] = []
     to_verify: list[str] = []
     for day in sorted(old_days):
         start = _day_start(day)
-        if _is_held(holds, start, start + timedelta(days=1)):
+        if _is_held(held_ranges, start, start + timedelta(days=1)):
             result.held_days.append(day)
         elif not plan.scheduled:
             deletable.append(day)
