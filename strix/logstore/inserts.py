@@ -154,7 +154,8 @@ def _line_pieces(blocks: Iterable[bytes], rows_counted: Callable[[], int] | None
         if rows_counted is None:
             rows = block.count(b"\n")
         else:
-            rows, counted = rows_counted() - counted, rows_counted()
+            total = rows_counted()
+            rows, counted = total - counted, total
         cut = block.rfind(b"\n") + 1
         if cut:
             yield (carry, memoryview(block)[:cut]), rows
