@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent
-from archives.services.claims import Claim, holds, maintenance_claims, require
+from archives.services.claims import Claim, ClaimLost, lost, maintenance_claims
 from archives.services.errors import FractalBusy
 from archives.services.history import record_event
 from archives.services.holds import active_legal_hold, active_restore_holds
@@ -141,15 +141,14 @@ def _enforce_batch(fractals: list[Fractal], now: datetime, isolate: bool) -> lis
             failed += _fail([plan for plan in plans if plan.deletion is not None and plan not in failed], e)
         # A run that paused past its claims' lapse was taken over: its fenced deletion matched nothing,
         # and what it decided is not this run's to report.
-        failed += [plan for plan in plans if plan.claim is not None and plan not in failed and _lost(plan)]
+        taken_over = set(lost([plan.claim for plan in plans if plan.claim is not None and plan not in failed]))
+        for plan in plans:
+            if plan.claim in taken_over:
+                log.warning(
+                    "retention of %s stopped, writing nothing more: its claim was taken over", plan.fractal.name
+                )
+                failed.append(plan)
     return [_report(plan) for plan in plans if plan not in failed]
-
-
-def _lost(plan: _Plan) -> bool:
-    if holds(plan.claim):
-        return False
-    log.warning("retention of %s stopped, writing nothing more: its claim was taken over", plan.fractal.name)
-    return True
 
 
 def _fail(plans: list[_Plan], error: Exception) -> list[_Plan]:
@@ -205,11 +204,11 @@ def _decide(plan: _Plan, old_days: dict[str, int], now: datetime, ingested_befor
 
 def _delete(plans: list[_Plan]) -> None:
     """Send the planned deletions, all claims proven still held first, in as few mutations as fit."""
-    deletions = []
-    for plan in plans:
-        if plan.deletion is not None:
-            require(plan.claim)  # a claim lost meanwhile: ClaimLost, and this batch deletes nothing
-            deletions.append(plan.deletion)
+    deleting = [plan for plan in plans if plan.deletion is not None]
+    taken_over = lost([plan.claim for plan in deleting])
+    if taken_over:  # a claim lost meanwhile: this batch deletes nothing
+        raise ClaimLost(f"the claim on fractal {taken_over[0].fractal_id} (fence {taken_over[0].fence}) was taken over")
+    deletions = [plan.deletion for plan in deleting]
     failpoints.reached("retention.before-delete")
     logstore.delete_windows(deletions)  # each fractal's share is fenced: a stale one matches no row
 
