@@ -24,9 +24,10 @@ def _time(text: str):
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        value = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRestoreOptions(f"{text!r} is not a date and time.") from None
+        raise BadRestoreOptions(f"{text[:40]!r} is not a date and time like 2026-11-20T13:00 (UTC).") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def options_from(data) -> RestoreOptions:
@@ -49,8 +50,12 @@ def restore_step(request, fractal_id, archive_id, admin_site):
     try:
         plan = _plan_from(request, source, archive, data)
     except OperatorError as e:
-        messages.error(request, str(e))
-        return redirect(manage_url(source))
+        if request.method != "POST":
+            messages.error(request, str(e))
+            return redirect(manage_url(source))
+        # A refused form is answered with the step again, its error and 400; nothing was queued.
+        plan = plan_restore(archive, source, False)
+        return _step_page(request, admin_site, source, archive, plan, str(e))
     error = ""
     if request.method == "POST":
         if plan.needs_typed_name and request.POST.get("confirm_name", "").strip() != plan.target.name:
@@ -67,22 +72,29 @@ def restore_step(request, fractal_id, archive_id, admin_site):
                 how = "replacing the logs of" if plan.clear_existing else "appending to"
                 messages.success(request, f"Restore {job.short_id} queued, {how} fractal {plan.target.name}.")
                 return redirect(manage_url(source))
+    return _step_page(request, admin_site, source, archive, plan, error)
+
+
+def _step_page(request, admin_site, source: Fractal, archive: Archive, plan, error: str) -> TemplateResponse:
     context = step_context(
         request, admin_site, source, f"Restore archive {archive.short_id}",
         archive=archive, plan=plan, targets=Fractal.objects.administered_by(request.user), error=error,
         hold_choices=HOLD_CHOICES, default_hold=str(settings.STRIX_RESTORE_HOLD_DAYS),
     )  # fmt: skip
-    return TemplateResponse(request, "admin/archives/restore_step.html", context)
+    return TemplateResponse(request, "admin/archives/restore_step.html", context, status=400 if error else 200)
 
 
 HOLD_CHOICES = [("7", "7 days"), ("14", "14 days"), ("30", "30 days"), ("90", "90 days"), ("forever", "until removed")]
 
 
 def _hold_days(value: str):
-    """The chosen hold: days, None for "until removed", or the default (STRIX_RESTORE_HOLD_DAYS)."""
+    """The chosen hold: days, None for "until removed", or the default (STRIX_RESTORE_HOLD_DAYS) when
+    none was chosen; anything else is passed on for the service to refuse."""
     if value == "forever":
         return None
-    return int(value) if value.isdigit() else "default"
+    if not value:
+        return "default"
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else value
 
 
 def restore_summary(request, fractal_id, archive_id):

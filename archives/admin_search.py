@@ -32,7 +32,7 @@ def search_step(request, fractal_id, archive_id, admin_site):
     context = step_context(
         request, admin_site, fractal, f"Search archive {archive.short_id}", archive=archive, form=form, error=error
     )
-    return TemplateResponse(request, "admin/archives/search_step.html", context)
+    return TemplateResponse(request, "admin/archives/search_step.html", context, status=400 if error else 200)
 
 
 def _search_of(request, fractal_id, search_id) -> tuple[Fractal, ArchiveSearch]:

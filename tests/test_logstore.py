@@ -91,7 +91,7 @@ def test_deletions_too_long_for_one_statement_are_split_and_all_done(make_fracta
         logstore.record_fence(str(fractal.id), 1)
     window = ((base, base + timedelta(hours=2)),)
     deletions = [logstore.Deletion(str(f.id), 1, window, base + timedelta(days=9)) for f in fractals]
-    monkeypatch.setattr(fences, "MAX_DELETE_STATEMENT", len(deletions[0].condition()) + 1)
+    monkeypatch.setattr(fences, "MAX_DELETE_STATEMENT", len(deletions[0].condition("0")[0]) + 1)
     assert logstore.delete_windows(deletions) == 3
     assert [logstore.count_rows(str(f.id)) for f in fractals] == [2, 2, 2]
 

@@ -110,7 +110,9 @@ def _submitted_deletions(monkeypatch) -> list[list[str]]:
 
     submitted = []
     submit = fences._submit_delete
-    monkeypatch.setattr(fences, "_submit_delete", lambda conditions: submitted.append(conditions) or submit(conditions))
+    monkeypatch.setattr(
+        fences, "_submit_delete", lambda conditions, params: submitted.append(conditions) or submit(conditions, params)
+    )
     return submitted
 
 

@@ -93,6 +93,9 @@ class RestorePlan:
             kept = f"keep its {self.delete_rows:,} rows and " if self.delete_rows else ""
             return f"Will {kept}{inserted} into fractal {self.target.name}."
         deleted = f"delete {self.delete_rows:,} rows ({_range(self.delete_first, self.delete_last)})"
+        if self.options.has_range:
+            cleared = f"in {self.options.describe_range()}, keeping its rows outside that range"
+            return f"Will {deleted} of fractal {self.target.name} {cleared}, then {inserted}."
         return f"Will {deleted} of fractal {self.target.name}, then {inserted}."
 
 
@@ -106,6 +109,8 @@ def plan_restore(
     archive: Archive, target: Fractal, clear_existing: bool, options: RestoreOptions | None = None
 ) -> RestorePlan:
     options = options or RestoreOptions()
-    count, first, last = logstore.fractal_span(str(target.pk))
+    options.require_within(archive)
+    # A time range replaces only that range of the target; a whole archive replaces everything.
+    count, first, last = logstore.fractal_span(str(target.pk), options.start, options.end)
     sample = sample_filter(archive, options) if options.filters else None
     return RestorePlan(archive, target, clear_existing, count, first, last, options, sample)

@@ -51,11 +51,16 @@ def roll_forward(job: RestoreJob, claim: Claim) -> int:
     """Clear the target (replace mode) and attach every staged partition; returns the rows promoted."""
     state, target = job.promotion, str(job.target_id)
     if state["phase"] == CLEARING:
-        # Nothing is attached yet, so deleting again after an interruption is harmless.
-        if job.clear_existing and logstore.count_rows(target):
+        # Nothing is attached yet, so deleting again after an interruption is harmless. A restore of a
+        # time range replaces that range only; a whole archive replaces everything.
+        start, end = job.range_start, job.range_end
+        if job.clear_existing and logstore.count_rows(target, start, end):
             require(claim)
             failpoints.reached("restore.before-clear")
-            logstore.delete_rows(target, claim.fence)
+            if start or end:
+                logstore.delete_window(target, claim.fence, start, end)
+            else:
+                logstore.delete_rows(target, claim.fence)
         state["phase"] = ATTACHING
         _save(job, claim)
     for partition, step in state["partitions"].items():

@@ -12,6 +12,7 @@ for an operator to look at). A worker whose job was taken over writes nothing (c
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -20,10 +21,11 @@ from archives.services import promote
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, require, write_job
 from archives.services.errors import JobCancelled, NotRestorable, require_admin
 from archives.services.history import record_event
-from archives.services.holds import hold_until_for
+from archives.services.holds import hold_until_for, refuse_under_legal_hold
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
-from archives.services.options import RestoreOptions
+from archives.services.options import BadRestoreOptions, RestoreOptions
 from archives.services.queue import RESTORE_TASK, enqueue_after_commit
+from archives.services.search import MatchedBlocks
 from archives.services.stored_file import RestoreMismatch, open_archive
 from strix import failpoints, locks, logstore
 from strix.fractals.models import Fractal
@@ -53,6 +55,11 @@ def request_restore(
     options = options or RestoreOptions()
     if archive.verification == Archive.Verification.DAMAGED:
         raise NotRestorable(f"archive {archive.short_id} is damaged ({archive.damage}); it cannot be restored.")
+    options.require_within(archive)
+    hold_days = settings.STRIX_RESTORE_HOLD_DAYS if hold_days == "default" else hold_days
+    require_hold_days(hold_days)
+    if clear_existing:
+        refuse_under_legal_hold(target.pk, f"replacing the logs of fractal {target.name}")
 
     def create(token: str, fence: int) -> RestoreJob:
         job = RestoreJob.objects.create(
@@ -64,12 +71,13 @@ def request_restore(
             fence=fence,
             expected_rows=archive.row_count,
             hold_start=_later(archive.time_start, options.start),
-            hold_end=_earlier(archive.time_end, options.end),
+            # The hold's end is its last instant; --to is exclusive.
+            hold_end=_earlier(archive.time_end, options.end and options.end - timedelta(microseconds=1)),
             range_start=options.start,
             range_end=options.end,
             contains=options.contains,
             field_filter=options.field_text,
-            hold_days=settings.STRIX_RESTORE_HOLD_DAYS if hold_days == "default" else hold_days,
+            hold_days=hold_days,
         )
         job.staging_table = promote.staging_table_name(job)
         job.save(update_fields=["staging_table"])
@@ -97,6 +105,8 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
         with Heartbeat(job, claim, on_progress) as heartbeat:
             stage(job, claim, heartbeat)
             heartbeat.check()
+            if job.clear_existing:  # a legal hold set since the request stops the replacement
+                refuse_under_legal_hold(job.target_id, f"replacing the logs of fractal {job.target.name}")
             promote.commit(job, claim)  # verified: from here on the restore is finished, not abandoned
             rows = promote.roll_forward(job, claim)
             require(claim)
@@ -123,14 +133,26 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
         error = str(e) or e.__class__.__name__
         ended = RestoreJob.Status.CANCELLED if isinstance(e, JobCancelled) else RestoreJob.Status.FAILED
     try:
-        require(claim)  # a taken-over job's staging table and record belong to the reaper now
-        if not keep_staging:
-            logstore.drop_table(job.staging_table)
+        # The failure is recorded first and the fractal freed, whatever the cleanup below meets.
         finish_job(job, claim, ended, error=error)
-        record_event(job.target_id, ArchiveEvent.Action.RESTORE, ended, f"restore {job.short_id}: {error}")
-    except ClaimLost as lost:
+    except ClaimLost as lost:  # a taken-over job's staging table and record belong to the reaper now
         log.warning("restore %s: %s; its outcome is the reaper's to record", job.id, lost)
+        return job
+    record_event(job.target_id, ArchiveEvent.Action.RESTORE, ended, f"restore {job.short_id}: {error}")
+    if not keep_staging:
+        _drop_staging_or_leave_to_reaper(job)
     return job
+
+
+def _drop_staging_or_leave_to_reaper(job: RestoreJob) -> None:
+    """Drop an ended restore's staging table; if ClickHouse cannot, the reaper's orphan pass will, and
+    the record says so."""
+    try:
+        logstore.drop_table(job.staging_table)
+    except logstore.LogStoreError as e:
+        log.warning("restore %s: staging table %s left for the reaper: %s", job.id, job.staging_table, e)
+        note = f" Its staging table {job.staging_table} could not be dropped ({e}); the reaper drops it later."
+        RestoreJob.objects.filter(pk=job.pk).update(error=(job.error + note)[:5000])
 
 
 def _leave_to_reaper(job: RestoreJob, claim: Claim, error: Exception) -> None:
@@ -162,20 +184,37 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
                 failpoints.reached("restore.staging")
                 yield block
 
-        logstore.insert_records(job.staging_table, records(), rows_counted=lambda: stored.rows_read)
+        if options.filters:  # only the matching records are sent (options.py: one definition of a match)
+            matched = MatchedBlocks(records(), options.filters_only())
+            logstore.insert_records(job.staging_table, matched)
+            expected = matched.rows
+        else:
+            logstore.insert_records(job.staging_table, records(), rows_counted=lambda: stored.rows_read)
+            expected = stored.expected_rows
     staged = logstore.count_table(job.staging_table)
-    if staged != stored.expected_rows:
+    if stored.rows_read != stored.expected_rows or staged != expected:
         raise RestoreMismatch(
-            f"staged {staged} rows but the archive holds {stored.expected_rows} there; the target was left untouched."
+            f"staged {staged} of {expected} rows, read {stored.rows_read} of the {stored.expected_rows} the archive "
+            "holds there; the target was left untouched."
         )
     write_job(job, claim, bytes_read=stored.bytes_read)
-    if options.narrows:
+    if options.has_range:
         require(claim)
-        logstore.narrow_staging(job.staging_table, options.start, options.end, options.contains, options.field)
+        logstore.narrow_staging(job.staging_table, options.start, options.end)
         staged = logstore.count_table(job.staging_table)
     if not job.clear_existing and staged:
         staged = _skip_rows_already_present(job, claim, staged)
     return staged
+
+
+MAX_HOLD_DAYS = 3650  # "until removed" is for longer
+
+
+def require_hold_days(hold_days) -> None:
+    if hold_days is not None and not (isinstance(hold_days, int) and 1 <= hold_days <= MAX_HOLD_DAYS):
+        raise BadRestoreOptions(
+            f"a restore's hold lasts 1 to {MAX_HOLD_DAYS} days, or until removed; not {str(hold_days)[:20]!r}."
+        )
 
 
 def _later(a, b):

@@ -6,38 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from archives.models import Archive
 from archives.services.options import RestoreOptions
 from archives.services.stored_file import ArchiveReading, open_archive
-
-
-def _timestamp(record: dict) -> datetime:
-    return datetime.fromisoformat(record["timestamp"].replace(" ", "T")).replace(tzinfo=UTC)
-
-
-def _matches(record: dict, options: RestoreOptions) -> bool:
-    if options.start or options.end:
-        at = _timestamp(record)
-        if (options.start and at < options.start) or (options.end and at >= options.end):
-            return False
-    if options.contains and options.contains not in record["raw_log"]:
-        return False
-    if options.field:
-        key, value = options.field
-        fields = json.loads(record["fields"] or "{}")
-        if key not in fields or str(fields[key]) != value:
-            return False
-    return True
-
-
-def _needle(text: str) -> bytes | None:
-    """Bytes every matching line must contain, to skip most lines without parsing them; None when the
-    text could be escaped differently in the stored JSON (quotes, backslashes, slashes, control bytes)."""
-    if not text or any(c in text for c in '"\\/') or any(ord(c) < 0x20 for c in text):
-        return None
-    return text.encode()
 
 
 def search_archive(
@@ -59,19 +31,51 @@ def search_reading(
     """:func:`search_archive` on an archive already opened (its reader tells what was read)."""
     found = 0
     stored.aim(options)
-    needle = _needle(options.contains)
     # Progress is the reader's own row count: the rows are not counted a second time here.
     after_block = (lambda: on_progress(stored.rows_read)) if on_progress else None
+    for line in matching_lines(stored.blocks(), options, after_block):
+        yield line + b"\n"
+        found += 1
+        if limit is not None and found >= limit:
+            return
+
+
+def matching_lines(
+    blocks: Iterator[bytes], options: RestoreOptions, after_block: Callable[[], None] | None = None
+) -> Iterator[bytes]:
+    """The NDJSON lines of ``blocks`` (without their newline) that ``options`` keeps."""
+    needle = options.needle()
     if needle is None:
-        candidates = _lines(stored.blocks(), after_block)
+        candidates = _lines(blocks, after_block)
     else:
-        candidates = _lines_containing(stored.blocks(), needle, after_block)
+        candidates = _lines_containing(blocks, needle, after_block)
     for line in candidates:
-        if _matches(json.loads(line), options):
-            yield line + b"\n"
-            found += 1
-            if limit is not None and found >= limit:
-                return
+        if options.matches(json.loads(line)):
+            yield line
+
+
+# A restore hands matching lines to the insert in pieces of about this size.
+MATCHED_PIECE = 1 << 20
+
+
+class MatchedBlocks:
+    """The lines of ``blocks`` that ``options`` keeps, as NDJSON blocks of whole lines; ``rows`` counts
+    them (a restore checks the staged rows against it)."""
+
+    def __init__(self, blocks: Iterator[bytes], options: RestoreOptions):
+        self.blocks, self.options, self.rows = blocks, options, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        piece, size = [], 0
+        for line in matching_lines(self.blocks, self.options):
+            piece.append(line)
+            size += len(line) + 1
+            self.rows += 1
+            if size >= MATCHED_PIECE:
+                yield b"\n".join(piece) + b"\n"
+                piece, size = [], 0
+        if piece:
+            yield b"\n".join(piece) + b"\n"
 
 
 SAMPLE_ROWS = 20_000
@@ -109,10 +113,10 @@ def sample_filter(archive: Archive, options: RestoreOptions, rows: int = SAMPLE_
             taken = 0
             for line in _lines(blocks):
                 record = json.loads(line)
-                if not _matches(record, in_range):
+                if not in_range.matches(record):
                     continue
                 sampled, taken = sampled + 1, taken + 1
-                matched += _matches(record, options)
+                matched += options.matches(record)
                 if taken >= per_source:
                     break
             blocks.close()  # a partial read: the rest of the day is not needed

@@ -21,10 +21,9 @@ from strix.logstore.client import (
     database,
     execute,
     server_address,
-    sql_string,
     statement_bound,
 )
-from strix.logstore.schema import LOGS_TABLE, sql_time
+from strix.logstore.schema import LOGS_TABLE
 
 FENCES_TABLE = "claim_fences"
 
@@ -53,18 +52,17 @@ def current_fence(fractal_id: str) -> int:
     return int(execute(query, {"fid": fractal_id})[0][0] or 0)
 
 
-def _owned_by(fractal_id: str, fence: int) -> str:
-    return (
-        f"(SELECT max(fence) FROM {database()}.{FENCES_TABLE} WHERE fractal_id = {sql_string(fractal_id)}) "
-        f"= {int(fence)}"
-    )
+def _owned_by(tag: str) -> str:
+    """The condition "the highest fence recorded for the fractal is this one", on the parameters
+    ``fid{tag}`` and ``fence{tag}``."""
+    return f"(SELECT max(fence) FROM {database()}.{FENCES_TABLE} WHERE fractal_id = %(fid{tag})s) = %(fence{tag})s"
 
 
 def delete_rows(fractal_id: str, fence: int, timeout: float = 3600) -> None:
     """Delete all of a fractal's rows, if ``fence`` still owns it; wait until the deletion is done."""
     execute(
-        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND {_owned_by(fractal_id, fence)}",
-        {"fid": fractal_id},
+        f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE fractal_id = %(fid)s AND {_owned_by('')}",
+        {"fid": fractal_id, "fence": int(fence)},
     )
     wait_for_mutations(LOGS_TABLE, timeout)
 
@@ -72,21 +70,32 @@ def delete_rows(fractal_id: str, fence: int, timeout: float = 3600) -> None:
 @dataclass(frozen=True)
 class Deletion:
     """One fractal's rows to delete: its time windows ``[start, end)``, only rows ingested before
-    ``ingested_before``, only while ``fence`` owns the fractal."""
+    ``ingested_before`` (None: whatever their ingest time), only while ``fence`` owns the fractal."""
 
     fractal_id: str
     fence: int
-    windows: tuple[tuple[datetime, datetime], ...]
-    ingested_before: datetime
+    windows: tuple[tuple[datetime | None, datetime | None], ...]
+    ingested_before: datetime | None = None
 
-    def condition(self) -> str:
-        windows = " OR ".join(
-            f"(timestamp >= {sql_time(start)} AND timestamp < {sql_time(end)})" for start, end in self.windows
-        )
-        return (
-            f"(fractal_id = {sql_string(self.fractal_id)} AND ({windows}) "
-            f"AND ingest_timestamp < {sql_time(self.ingested_before)} AND {_owned_by(self.fractal_id, self.fence)})"
-        )
+    def condition(self, tag: str) -> tuple[str, dict]:
+        """The condition and its parameters, named with ``tag`` so that many fit in one statement."""
+        params = {f"fid{tag}": self.fractal_id, f"fence{tag}": int(self.fence)}
+        windows = []
+        for i, (start, end) in enumerate(self.windows):
+            bounds = []
+            if start is not None:
+                bounds.append(f"timestamp >= %(start{tag}_{i})s")
+                params[f"start{tag}_{i}"] = start
+            if end is not None:
+                bounds.append(f"timestamp < %(end{tag}_{i})s")
+                params[f"end{tag}_{i}"] = end
+            windows.append(f"({' AND '.join(bounds) or '1'})")
+        ingested = ""
+        if self.ingested_before is not None:
+            ingested = f" AND ingest_timestamp < %(ingested{tag})s"
+            params[f"ingested{tag}"] = self.ingested_before
+        sql = f"(fractal_id = %(fid{tag})s AND ({' OR '.join(windows)}){ingested} AND {_owned_by(tag)})"
+        return sql, params
 
 
 # A mutation's statement stays well under ClickHouse's max_query_size (256 KiB by default).
@@ -100,33 +109,39 @@ def delete_windows(deletions: list[Deletion], timeout: float = 3600) -> int:
     A mutation rewrites every part it may touch, whatever share of it matches: with many fractals' rows
     in the same monthly parts, one mutation for a hundred fractals costs about what one for a single
     fractal did."""
-    statements, conditions, size = 0, [], 0
-    for deletion in deletions:
+    statements, conditions, params, size = 0, [], {}, 0
+    for index, deletion in enumerate(deletions):
         if not deletion.windows:
             continue
-        condition = deletion.condition()
+        condition, values = deletion.condition(str(index))
         if conditions and size + len(condition) > MAX_DELETE_STATEMENT:
-            _submit_delete(conditions)
-            statements, conditions, size = statements + 1, [], 0
+            _submit_delete(conditions, params)
+            statements, conditions, params, size = statements + 1, [], {}, 0
         conditions.append(condition)
-        size += len(condition) + 4
+        params.update(values)
+        size += len(condition) + 4 + 40 * len(values)  # each parameter's value is about 40 characters
     if conditions:
-        _submit_delete(conditions)
+        _submit_delete(conditions, params)
         statements += 1
     if statements:
         wait_for_mutations(LOGS_TABLE, timeout)
     return statements
 
 
-def _submit_delete(conditions: list[str]) -> None:
-    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE {' OR '.join(conditions)}")
+def _submit_delete(conditions: list[str], params: dict) -> None:
+    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} DELETE WHERE {' OR '.join(conditions)}", params)
 
 
 def delete_window(
-    fractal_id: str, fence: int, start: datetime, end: datetime, ingested_before: datetime, timeout: float = 3600
+    fractal_id: str,
+    fence: int,
+    start: datetime | None,
+    end: datetime | None,
+    ingested_before: datetime | None = None,
+    timeout: float = 3600,
 ) -> None:
-    """Delete a fractal's rows in ``[start, end)`` ingested before ``ingested_before``, if ``fence``
-    still owns it; wait until the deletion is done."""
+    """Delete a fractal's rows in ``[start, end)`` (an open bound when None), only those ingested before
+    ``ingested_before`` if given, if ``fence`` still owns it; wait until the deletion is done."""
     delete_windows([Deletion(fractal_id, fence, ((start, end),), ingested_before)], timeout)
 
 

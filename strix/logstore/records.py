@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from strix.logstore.client import LogStoreError, LogStoreQueryError, database, server_address, sql_string
+from strix.logstore.client import LogStoreError, LogStoreQueryError, bind, database, server_address
 from strix.logstore.http_client import READ_SIZE, dechunk, request, where
-from strix.logstore.schema import LOGS_TABLE, RECORD_COLUMNS, sql_time
+from strix.logstore.schema import LOGS_TABLE, RECORD_COLUMNS
 
 
 def stream_records(
@@ -18,16 +18,18 @@ def stream_records(
     Blocks end on a line boundary. A server error after the response began is appended to the body
     as text by ClickHouse; it is detected here and raised.
     """
-    conditions = [f"fractal_id = {sql_string(fractal_id)}"]
+    conditions, params = ["fractal_id = %(fid)s"], {"fid": fractal_id}
     if start is not None:
-        conditions.append(f"timestamp >= {sql_time(start)}")
+        conditions.append("timestamp >= %(start)s")
+        params["start"] = start
     if end is not None:
-        conditions.append(f"timestamp < {sql_time(end)}")
+        conditions.append("timestamp < %(end)s")
+        params["end"] = end
     query = (
         f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
         f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
     )
-    connection, response = request("GET", query)
+    connection, response = request("GET", bind(query, params))
     carry = b""
     try:
         for data in dechunk(response):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from strix.logstore.client import connect, database, execute, server_version, sql_string, translate_error, utc
-from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, sql_time, timestamp_resolution
+from strix.logstore.client import connect, database, execute, plain_params, server_version, translate_error, utc
+from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, timestamp_resolution
 
 
 def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
@@ -49,16 +49,20 @@ def stream_rows(
     )
     client = connect()
     try:
-        yield from client.execute_iter(query, {"fid": fractal_id, **params}, settings={"max_block_size": block_size})
+        yield from client.execute_iter(
+            query, plain_params({"fid": fractal_id, **params}), settings={"max_block_size": block_size}
+        )
     except Exception as e:
         raise translate_error(e) from e
     finally:
         client.disconnect()
 
 
-def fractal_span(fractal_id: str, start: datetime | None = None) -> tuple[int, datetime | None, datetime | None]:
-    """(row count, first timestamp, last timestamp) of a fractal's rows at or after ``start``."""
-    where, params = _window(start, None)
+def fractal_span(
+    fractal_id: str, start: datetime | None = None, end: datetime | None = None
+) -> tuple[int, datetime | None, datetime | None]:
+    """(row count, first timestamp, last timestamp) of a fractal's rows in ``[start, end)``."""
+    where, params = _window(start, end)
     query = (
         f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} "
         f"WHERE fractal_id = %(fid)s{where}"
@@ -126,16 +130,16 @@ def days_before(cutoffs: dict[str, datetime]) -> dict[str, dict[str, int]]:
     in one grouped statement that reads the timestamp column only (a retention batch's first look)."""
     if not cutoffs:
         return {}
-    conditions = " OR ".join(
-        f"(fractal_id = {sql_string(fractal_id)} AND timestamp < {sql_time(cutoff)})"
-        for fractal_id, cutoff in cutoffs.items()
-    )
+    conditions, params = [], {}
+    for index, (fractal_id, cutoff) in enumerate(cutoffs.items()):
+        conditions.append(f"(fractal_id = %(fid{index})s AND timestamp < %(cutoff{index})s)")
+        params.update({f"fid{index}": fractal_id, f"cutoff{index}": cutoff})
     query = (
         f"SELECT fractal_id, toString(toDate(timestamp, 'UTC')) AS day, count() FROM {database()}.{LOGS_TABLE} "
-        f"WHERE {conditions} GROUP BY fractal_id, day"
+        f"WHERE {' OR '.join(conditions)} GROUP BY fractal_id, day"
     )
     days: dict[str, dict[str, int]] = {fractal_id: {} for fractal_id in cutoffs}
-    for fractal_id, day, count in execute(query):
+    for fractal_id, day, count in execute(query, params):
         days[fractal_id][day] = int(count)
     return days
 

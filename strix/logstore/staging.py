@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from strix.logstore.client import database, execute, server_version, sql_string
+from strix.logstore.client import database, execute, server_version
 from strix.logstore.fences import wait_for_mutations
-from strix.logstore.schema import LOGS_TABLE, field_equals_sql, logs_table_ddl
+from strix.logstore.schema import LOGS_TABLE, logs_table_ddl
 
 
 def create_staging_table(name: str, fractal_id: str) -> None:
     """A table shaped like ``logs`` that holds a restore's rows for ``fractal_id`` until verified."""
-    execute(logs_table_ddl(f"{database()}.{name}", server_version(), materialized_fractal=fractal_id))
+    execute(logs_table_ddl(f"{database()}.{name}", server_version(), staging=True), {"fractal_id": fractal_id})
 
 
 def count_table(table: str) -> int:
@@ -45,11 +45,10 @@ def drop_staged_duplicates(staging: str, fractal_id: str, start, end, timeout: f
     wait_for_mutations(staging, timeout)
 
 
-def narrow_staging(
-    staging: str, start=None, end=None, contains: str = "", field: tuple[str, str] | None = None, timeout=3600
-) -> None:
-    """Keep in a staging table only the rows in ``[start, end)`` whose raw log contains ``contains`` and
-    whose parsed field ``field[0]`` is ``field[1]``; a mutation on the restore's own table, waited for."""
+def narrow_staging(staging: str, start=None, end=None, timeout=3600) -> None:
+    """Keep in a staging table only the rows in ``[start, end)``; a mutation on the restore's own table,
+    waited for. (Filters on the rows' text are applied as the archive streams, never in SQL: see
+    archives.services.options.RestoreOptions.matches.)"""
     conditions, params = [], {}
     if start is not None:
         conditions.append("timestamp >= %(start)s")
@@ -57,10 +56,6 @@ def narrow_staging(
     if end is not None:
         conditions.append("timestamp < %(end)s")
         params["end"] = end
-    if contains:
-        conditions.append(f"position(raw_log, {sql_string(contains)}) > 0")
-    if field is not None:
-        conditions.append(f"({field_equals_sql(server_version(), *field)})")
     if not conditions:
         return
     execute(f"ALTER TABLE {database()}.{staging} DELETE WHERE NOT ({' AND '.join(conditions)})", params)

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archives import services
 from archives.models import Archive, RestoreJob
+from archives.services.errors import require_admin
 from archives.services.options import RestoreOptions
 from archives.services.plan import plan_restore
 from archives.services.reconcile import reconcile, reconcile_summary
@@ -81,6 +82,7 @@ class Command(BaseCommand):
         search.add_argument("--contains", default="", help="only rows whose raw log contains this text")
         search.add_argument("--field", default="", help="only rows whose parsed field NAME=VALUE")
         search.add_argument("--limit", type=int, help="stop after this many matches")
+        search.add_argument("--as", dest="username", help="act as this user (their rights apply)")
         delete = sub.add_parser("delete", help="delete an archive: its stored file and its record")
         delete.add_argument("archive_id")
         delete.add_argument("--as", dest="username", help="act as this user (their rights apply)")
@@ -156,6 +158,10 @@ class Command(BaseCommand):
     ):  # fmt: skip
         archive = self._archive(archive_id)
         target_fractal = find_fractal(target) if target else archive.fractal
+        user = self._user(username)
+        if user is not None:  # their rights apply before anything of either fractal is read
+            require_admin(user, archive.fractal)
+            require_admin(user, target_fractal)
         choice = RestoreOptions.parse(time_from, time_to, contains, field)
         plan = plan_restore(archive, target_fractal, not append, choice)
         if dry_run:
@@ -166,9 +172,7 @@ class Command(BaseCommand):
             return
         if not append:
             self._confirm_replace(archive, target_fractal, non_interactive)
-        job = services.request_restore(
-            self._user(username), archive, target=target_fractal, clear_existing=not append, options=choice
-        )
+        job = services.request_restore(user, archive, target=target_fractal, clear_existing=not append, options=choice)
         self.stdout.write(f"Restore {job.id} of archive {archive.id} into {target_fractal.name} queued.")
         if wait:
             job = self._wait(job, "Restoring")
@@ -235,8 +239,11 @@ class Command(BaseCommand):
             raise CommandError(f"{label.lower()} failed: {job.error}")
         return job
 
-    def _search(self, archive_id, time_from, time_to, contains, field, limit, **options):
+    def _search(self, archive_id, time_from, time_to, contains, field, limit, username, **options):
         archive = self._archive(archive_id)
+        user = self._user(username)
+        if user is not None:
+            require_admin(user, archive.fractal)
         choice = RestoreOptions.parse(time_from, time_to, contains, field)
         bar = ProgressBar(archive.row_count or 0, "Searching", stream=self.stderr._out)
         # Bytes as stored (UTF-8) to a real stream; text when a caller captures the output (tests).
