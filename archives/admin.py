@@ -4,7 +4,9 @@ from django.utils.html import format_html
 
 from archives import admin_operations, admin_restore, admin_search, admin_views
 from archives.models import Archive, ArchiveEvent, RestoreJob
+from archives.services import fractal_delete
 from archives.services.history import record_event
+from strix import logstore
 from strix.fractals.admin import FractalAdmin
 from strix.fractals.models import Fractal
 
@@ -62,6 +64,26 @@ class FractalWithManageAdmin(FractalAdmin):
         return format_html(
             '<a class="button" href="{}">Manage</a>', reverse("admin:fractals_fractal_manage", args=[fractal.pk])
         )
+
+    def get_deleted_objects(self, objs, request):
+        """The delete page (and "Delete selected") also lists the fractal's log rows, and refuses, with
+        the reasons, a fractal whose deletion would lose or orphan anything (fractal_delete.py)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for fractal in objs:
+            reasons = fractal_delete.deletion_blockers(fractal)
+            if reasons:
+                protected = [*protected, *reasons]
+            else:
+                rows = logstore.count_rows(str(fractal.pk))
+                deleted = [*deleted, f"{rows:,} log rows of fractal {fractal.name} in ClickHouse"]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        fractal_delete.delete_fractal(request.user, obj)
+
+    def delete_queryset(self, request, queryset):
+        for fractal in queryset:
+            fractal_delete.delete_fractal(request.user, fractal)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -57,10 +57,18 @@ def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
     """
     if not fractal.max_archives:
         return []
-    if active_legal_hold(fractal.pk) is not None:
-        log.info("pruning of %s skipped: the fractal is under legal hold", fractal.name)
-        return []
     completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
+    hold = active_legal_hold(fractal.pk)
+    if hold is not None:
+        beyond = len(completed[fractal.max_archives :])
+        if beyond:
+            log.info("pruning of %s skipped: the fractal is under legal hold", fractal.name)
+            detail = (
+                f"Maximum Archives {fractal.max_archives}: kept {beyond} archive(s) beyond it; the fractal is under "
+                f"legal hold ({hold.reason})"
+            )
+            record_event(fractal.pk, ArchiveEvent.Action.PRUNE, "skipped", detail)
+        return []
     deleted = []
     for archive in completed[fractal.max_archives :]:
         try:
