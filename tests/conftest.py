@@ -110,10 +110,10 @@ def failpoint_worker(tmp_path):
 
     workers = []
 
-    def start(failpoints: str, pool: str = "solo") -> "WorkerProcess":
+    def start(failpoints: str, pool: str = "solo", env: dict | None = None) -> "WorkerProcess":
         worker = WorkerProcess(
             tmp_path, pool=pool, concurrency=1, queue=f"fp-{uuid.uuid4().hex[:8]}",
-            env={"STRIX_FAILPOINTS": failpoints},
+            env={"STRIX_FAILPOINTS": failpoints, **(env or {})},
         )  # fmt: skip
         workers.append(worker)
         return worker

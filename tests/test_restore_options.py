@@ -114,3 +114,45 @@ def test_searching_an_archive_returns_exactly_what_the_same_query_returns_on_the
     limited = io.StringIO()
     call_command("archives", "search", str(archive.id), "--limit", "5", stdout=limited, stderr=io.StringIO())
     assert len(limited.getvalue().splitlines()) == 5
+
+
+def test_a_one_day_replace_restore_replaces_that_day_and_leaves_the_other_29_untouched(admin, make_fractal, seed_rows):
+    fractal = make_fractal()
+    seed_rows(fractal, 30_000, days=30, seed=64, now=NOW)
+    archive = archive_in_process(admin, fractal)
+    fid, day = str(fractal.id), NOW - timedelta(days=12)
+    days = [(NOW - timedelta(days=d), NOW - timedelta(days=d - 1)) for d in range(31, 0, -1)]
+    archived_day = logstore.window_checksum(fid, day, day + timedelta(days=1))
+    # After the archive the day changed: a row arrived late; the replace brings back the archived day.
+    logstore.insert_rows(fid, [(day + timedelta(hours=3), "late-row", "late", "{}", NOW)])
+    before = {start: logstore.window_checksum(fid, start, end) for start, end in days}
+
+    options = RestoreOptions(day, day + timedelta(days=1))
+    plan = plan_restore(archive, fractal, True, options)
+    assert plan.delete_rows == logstore.count_rows(fid, day, day + timedelta(days=1)) == archived_day[0] + 1
+    assert f"in [{day:%Y-%m-%d %H:%M:%S}, {day + timedelta(days=1):%Y-%m-%d %H:%M:%S}) UTC" in plan.summary()
+    assert f"delete {plan.delete_rows:,} rows" in plan.summary()
+    job = services.request_restore(admin, archive, fractal, clear_existing=True, enqueue=False, options=options)
+    services.run_restore(job.id)
+    job.refresh_from_db()
+    assert job.status == RestoreJob.Status.COMPLETED, job.error
+
+    after = {start: logstore.window_checksum(fid, start, end) for start, end in days}
+    assert after[day] == archived_day != before[day]
+    assert {s: c for s, c in after.items() if s != day} == {s: c for s, c in before.items() if s != day}
+    assert sum(count for count, _ in after.values()) == 30_000
+
+
+def test_ranges_outside_the_archive_and_huge_holds_are_refused_before_a_job_exists(admin, make_fractal, seed_rows):
+    fractal = make_fractal()
+    seed_rows(fractal, 500, days=3, seed=65, now=NOW)
+    archive = archive_in_process(admin, fractal)
+    outside = RestoreOptions(NOW + timedelta(days=5), NOW + timedelta(days=6))
+    with pytest.raises(BadRestoreOptions, match="holds none of archive"):
+        services.request_restore(admin, archive, make_fractal(), enqueue=False, options=outside)
+    with pytest.raises(BadRestoreOptions, match="holds none of archive"):
+        plan_restore(archive, fractal, False, outside)
+    for hold_days in (5_000_000, 0, -1):
+        with pytest.raises(BadRestoreOptions, match="hold lasts 1 to"):
+            services.request_restore(admin, archive, make_fractal(), enqueue=False, hold_days=hold_days)
+    assert not RestoreJob.objects.exists()
