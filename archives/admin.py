@@ -6,6 +6,7 @@ from archives import admin_operations, admin_restore, admin_search, admin_views
 from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services import fractal_delete
 from archives.services.history import record_event
+from archives.services.visibility import present_restores
 from strix import logstore
 from strix.fractals.admin import FractalAdmin
 from strix.fractals.models import Fractal
@@ -45,9 +46,38 @@ class ArchiveAdmin(ReadOnlyScopedAdmin):
 
 @admin.register(RestoreJob)
 class RestoreJobAdmin(ReadOnlyScopedAdmin):
+    """A restore into a fractal the user administers; its source shows only as far as they administer it."""
+
     fractal_field = "target"
-    list_display = ["created_at", "target", "archive", "clear_existing", "status", "rows_restored", "requested_by"]
+    list_display = ["created_at", "target", "archive_id_only", "clear_existing", "status", "rows_restored"]
     list_filter = ["status", ("target", admin.RelatedOnlyFieldListFilter)]
+    fields = readonly_fields = [
+        "target", "source", "clear_existing", "status", "shown_error", "shown_requester", "created_at",
+        "started_at", "finished_at", "rows_restored", "rows_skipped", "range_start", "range_end", "contains",
+        "field_filter", "hold_start", "hold_end", "hold_until", "hold_released_at",
+    ]  # fmt: skip
+
+    def get_object(self, request, object_id, from_field=None):
+        job = super().get_object(request, object_id, from_field)
+        if job is not None:
+            present_restores(request.user, [job])
+        return job
+
+    @admin.display(description="archive")
+    def archive_id_only(self, job):
+        return job.archive.short_id if job.archive is not None else "(deleted)"
+
+    @admin.display(description="archive")
+    def source(self, job):
+        return f"{job.archive.short_id} ({job.source_name})" if job.archive is not None else "(deleted)"
+
+    @admin.display(description="error")
+    def shown_error(self, job):
+        return job.shown_error
+
+    @admin.display(description="requested by")
+    def shown_requester(self, job):
+        return job.shown_requester
 
 
 admin.site.unregister(Fractal)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django.template.response import TemplateResponse
 
+from archives.admin_views import uuid_or_404
 from archives.models import Archive, RestoreJob
+from archives.services.visibility import present_restores
 from strix.fractals.models import Fractal
 
 SHOWN = 200
@@ -18,7 +20,7 @@ STATES = ["pending", "archiving", "restoring", "completed", "failed", "cancelled
 def operations(request, admin_site):
     administered = Fractal.objects.administered_by(request.user)
     state, kind, fractal_id, name = (request.GET.get(n, "") for n in ("state", "kind", "fractal", "fractal_name"))
-    fractals = administered.filter(pk=fractal_id) if fractal_id else administered
+    fractals = administered.filter(pk=uuid_or_404(fractal_id)) if fractal_id else administered
     if name:
         fractals = fractals.filter(name__icontains=name)
     choices = list(administered.order_by("name")[: FRACTAL_CHOICES + 1])
@@ -30,7 +32,9 @@ def operations(request, admin_site):
     if kind in ("", "archive"):
         jobs += [("Archive", job, job.fractal, job.row_count) for job in archives[:SHOWN]]
     if kind in ("", "restore"):
-        jobs += [("Restore", job, job.target, job.rows_restored) for job in restores[:SHOWN]]
+        jobs += [
+            ("Restore", job, job.target, job.rows_restored) for job in present_restores(request.user, restores[:SHOWN])
+        ]
     jobs.sort(key=lambda row: row[1].created_at, reverse=True)
     context = {
         **admin_site.each_context(request),

@@ -4,6 +4,8 @@ translate requests into service calls and messages."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -16,6 +18,7 @@ from archives import services
 from archives.models import Archive, ArchiveEvent, ArchiveSearch, FractalClaim, RestoreJob
 from archives.services import holds
 from archives.services.schedule import archives_beyond, next_due, set_schedule
+from archives.services.visibility import present_restores
 from strix import logstore
 from strix.errors import OperatorError
 from strix.fractals.models import ArchiveSchedule, Fractal
@@ -26,11 +29,20 @@ SEARCHES_SHOWN = 20
 # helps no one and costs a second to render.
 ARCHIVES_SHOWN = 100
 EVENTS_SHOWN = 50
+MAX_ARCHIVES_LIMIT = 100_000
+
+
+def uuid_or_404(value) -> uuid.UUID:
+    """An id from a form or query; anything but a UUID names nothing that exists (404)."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("No such object: that is not an id.") from None
 
 
 def fractal_for(request, fractal_id) -> Fractal:
     """The fractal, if the user administers it; otherwise it does not exist for them (404)."""
-    fractal = Fractal.objects.administered_by(request.user).filter(pk=fractal_id).first()
+    fractal = Fractal.objects.administered_by(request.user).filter(pk=uuid_or_404(fractal_id)).first()
     if fractal is None:
         raise Http404("No such fractal.")
     return fractal
@@ -52,12 +64,12 @@ def manage_url(fractal) -> str:
     return reverse("admin:fractals_fractal_manage", args=[fractal.pk])
 
 
-def _restores(fractal: Fractal):
-    """Restores into this fractal and from its archives (a restore shows on both tabs)."""
+def _restores(request, fractal: Fractal):
+    """Restores into this fractal and from its archives (a restore shows on both tabs), each showing the
+    user only what they administer of its other side (visibility.py)."""
     jobs = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(archive__fractal=fractal)
-    return jobs.select_related("archive", "target", "requested_by", "archive__fractal").order_by("-created_at")[
-        :RESTORES_SHOWN
-    ]
+    jobs = jobs.select_related("archive", "target", "requested_by", "archive__fractal").order_by("-created_at")
+    return present_restores(request.user, jobs[:RESTORES_SHOWN])
 
 
 def _rows_context(request, fractal: Fractal) -> dict:
@@ -88,7 +100,7 @@ def _rows_context(request, fractal: Fractal) -> dict:
         "fractal": fractal,
         "archives": archives,
         "archives_total": archives_total,
-        "restores": _restores(fractal),
+        "restores": _restores(request, fractal),
         "searches": ArchiveSearch.objects.filter(archive__fractal=fractal).select_related("archive", "requested_by")[
             :SEARCHES_SHOWN
         ],
@@ -124,7 +136,7 @@ def manage(request, fractal_id, admin_site):
     return _page(request, fractal, admin_site)
 
 
-def _page(request, fractal, admin_site, schedule_form=None, pending_prune=()):
+def _page(request, fractal, admin_site, schedule_form=None, pending_prune=(), status=200):
     try:
         row_count = logstore.count_rows(str(fractal.id))
     except logstore.LogStoreError as e:
@@ -146,15 +158,15 @@ def _page(request, fractal, admin_site, schedule_form=None, pending_prune=()):
         "last_retention": ArchiveEvent.objects.filter(fractal=fractal, action=ArchiveEvent.Action.RETENTION).first(),
         "opts": Fractal._meta,
     }
-    return TemplateResponse(request, "admin/archives/manage.html", context)
+    return TemplateResponse(request, "admin/archives/manage.html", context, status=status)
 
 
 def _archive_of(request, fractal) -> Archive:
-    return get_object_or_404(Archive, pk=request.POST.get("archive"), fractal=fractal)
+    return get_object_or_404(Archive, pk=uuid_or_404(request.POST.get("archive")), fractal=fractal)
 
 
 def _job_of(request, fractal):
-    job_id = request.POST.get("job")
+    job_id = uuid_or_404(request.POST.get("job"))
     job = Archive.objects.filter(pk=job_id, fractal=fractal).first()
     if job is None:
         restores = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(archive__fractal=fractal)
@@ -188,7 +200,7 @@ def _act(request, fractal: Fractal, admin_site):
             holds.release_legal_hold(request.user, fractal, request.POST.get("reason", ""))
             messages.success(request, f"Legal hold on {fractal.name} released.")
         elif action == "release_hold":
-            job = get_object_or_404(RestoreJob, pk=request.POST.get("job"), target=fractal)
+            job = get_object_or_404(RestoreJob, pk=uuid_or_404(request.POST.get("job")), target=fractal)
             holds.release_restore_hold(request.user, job)
             messages.success(request, f"The hold of restore {job.short_id} was released; retention applies again.")
         else:
@@ -202,11 +214,10 @@ def _save_schedule(request, fractal: Fractal, admin_site):
     schedule = request.POST.get("schedule", "")
     raw_max = request.POST.get("max_archives", "").strip()
     form = {"schedule": schedule, "max_archives": raw_max}
-    try:
-        max_archives = int(raw_max) if raw_max else None
-    except ValueError:
-        messages.error(request, "Maximum Archives must be a whole number, or empty to keep all.")
-        return _page(request, fractal, admin_site, schedule_form=form)
+    max_archives = int(raw_max) if raw_max.isascii() and raw_max.isdigit() and len(raw_max) <= 6 else raw_max or None
+    if max_archives is not None and not (isinstance(max_archives, int) and 1 <= max_archives <= MAX_ARCHIVES_LIMIT):
+        messages.error(request, f"Maximum Archives must be a whole number from 1 to {MAX_ARCHIVES_LIMIT:,}, or empty.")
+        return _page(request, fractal, admin_site, schedule_form=form, status=400)
     beyond = archives_beyond(fractal, max_archives)
     if beyond and request.POST.get("confirm_prune") != "yes":
         return _page(request, fractal, admin_site, schedule_form=form, pending_prune=beyond)
@@ -238,7 +249,7 @@ def status(request, fractal_id):
                     "verification": getattr(job, "verification", ""),
                     "progress_rows": job.progress_rows,
                     "expected_rows": job.expected_rows,
-                    "error": job.error,
+                    "error": getattr(job, "shown_error", job.error),
                 }
                 for job in jobs
             ],

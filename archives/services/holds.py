@@ -31,10 +31,20 @@ def refuse_under_legal_hold(fractal_id, doing: str) -> None:
         )
 
 
+MAX_REASON = 1000
+
+
+def _checked_reason(reason: str, what: str) -> str:
+    if not reason.strip():
+        raise ArchiveError(f"say why the legal hold is {what} (a case number, a request…).")
+    if len(reason) > MAX_REASON:
+        raise ArchiveError(f"the reason is {len(reason):,} characters long; at most {MAX_REASON:,} are kept.")
+    return reason.strip()
+
+
 def set_legal_hold(user, fractal: Fractal, reason: str) -> LegalHold:
     require_admin(user, fractal)
-    if not reason.strip():
-        raise ArchiveError("say why the legal hold is set (a case number, a request…).")
+    reason = _checked_reason(reason, "set")
     try:
         with transaction.atomic():
             hold = LegalHold.objects.create(fractal=fractal, reason=reason.strip(), set_by=user)
@@ -46,8 +56,7 @@ def set_legal_hold(user, fractal: Fractal, reason: str) -> LegalHold:
 
 def release_legal_hold(user, fractal: Fractal, reason: str) -> None:
     require_admin(user, fractal)
-    if not reason.strip():
-        raise ArchiveError("say why the legal hold is released.")
+    reason = _checked_reason(reason, "released")
     released = LegalHold.objects.filter(fractal=fractal, released_at__isnull=True).update(
         released_at=timezone.now(), released_by=user, release_reason=reason.strip()
     )

@@ -85,8 +85,15 @@ def request_restore(
 
     job = claim_fractal(target, create, "restore")
     mode = "replace" if clear_existing else "append"
-    detail = f"restore {job.short_id} of archive {archive.short_id} ({archive.fractal.name}) into {target.name}, {mode}"
-    for fractal_id in {archive.fractal_id, target.pk}:
+    # Each fractal's History names only itself: its admins may not administer the other side.
+    if archive.fractal_id == target.pk:
+        details = {target.pk: f"restore {job.short_id} of archive {archive.short_id}, {mode}"}
+    else:
+        details = {
+            archive.fractal_id: f"restore {job.short_id} of archive {archive.short_id} into another fractal, {mode}",
+            target.pk: f"restore {job.short_id} of an archive of another fractal, {mode}",
+        }
+    for fractal_id, detail in details.items():
         record_event(fractal_id, ArchiveEvent.Action.RESTORE, "requested", detail, user)
     if enqueue:
         enqueue_after_commit(RESTORE_TASK, job.id, target.name)
