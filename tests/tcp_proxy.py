@@ -9,19 +9,26 @@ class TcpProxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
         self.listener = socket.create_server(("127.0.0.1", 0))
+        # accept() wakes up to look at ``stopped``: the socket is closed only once the thread has ended,
+        # so that no later socket that reuses its descriptor number has its connections taken here.
+        self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
         self.connections: list[socket.socket] = []
         self.lock = threading.Lock()
         self.open = True
         self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
     def _accept(self) -> None:
         while not self.stopped:
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             if not self.open:
                 client.close()  # refused: the service is "down"
                 continue
@@ -65,5 +72,6 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.stopped = True
+        self.thread.join(5)
         self.cut()
         self.listener.close()
