@@ -18,6 +18,8 @@ def _generated_defaults(dev: bool, compose: bool) -> dict[str, str]:
         # Flower asks for this login (FLOWER_BASIC_AUTH is set from them where Flower starts).
         "STRIX_FLOWER_USER": "admin",
         "STRIX_FLOWER_PASSWORD": secrets.token_urlsafe(18),
+        # /metrics and /readyz's details ask for it (Authorization: Bearer TOKEN).
+        "STRIX_METRICS_TOKEN": secrets.token_urlsafe(32),
     }
     if dev:
         values["DJANGO_DEBUG"] = "1"

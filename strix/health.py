@@ -35,6 +35,9 @@ class Component:
     detail: str
     seconds: float
 
+    def to_public_json(self) -> str:
+        return json.dumps({"component": self.name, "ok": self.ok})
+
     def to_json(self) -> str:
         return json.dumps(
             {"component": self.name, "ok": self.ok, "detail": self.detail, "seconds": round(self.seconds, 3)}
@@ -82,17 +85,30 @@ def _beat() -> str:
         last = PeriodicTask.objects.get(name=BEAT_TASK).last_run_at
     finally:
         connections["default"].close()
+    started = locks.beat_started_at()
     if last is None or timezone.now() - last > BEAT_MAX_AGE:
+        if started is not None and timezone.now() - started <= BEAT_MAX_AGE:
+            return f"celery-beat started at {started:%Y-%m-%d %H:%M:%S} UTC; its first scan is due within 5 minutes"
         seen = f"last at {last:%Y-%m-%d %H:%M:%S} UTC" if last else "never"
         raise RuntimeError(f"celery-beat has not run {BEAT_TASK} within 10 minutes ({seen}); start celery beat")
     return f"{BEAT_TASK} ran at {last:%Y-%m-%d %H:%M:%S} UTC"
 
 
+WORKER_PING_SECONDS = 1.0
+WORKER_PING_CACHE_SECONDS = 5.0
+_last_ping: tuple[float, int] | None = None  # (when, workers that answered), per process
+
+
 def _worker() -> str:
-    replies = current_app.control.ping(timeout=1.0)
-    if not replies:
+    """Workers that answer a ping within a second; the answer is reused for a few seconds, so that a
+    burst of /readyz calls costs one ping, not one each."""
+    global _last_ping
+    now = time.monotonic()
+    if _last_ping is None or now - _last_ping[0] > WORKER_PING_CACHE_SECONDS:
+        _last_ping = (now, len(current_app.control.ping(timeout=WORKER_PING_SECONDS) or []))
+    if not _last_ping[1]:
         raise RuntimeError(f"no Celery worker answered on {settings.CELERY_TASK_DEFAULT_QUEUE!r}; start a worker")
-    return f"{len(replies)} worker(s) answered"
+    return f"{_last_ping[1]} worker(s) answered"
 
 
 CHECKS: dict[str, Callable[[], str]] = {

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import redis
@@ -43,6 +45,22 @@ def ping() -> None:
             f"Redis at {redis_address()} is unreachable ({e.__class__.__name__}: {e}); "
             "check that it is running and that STRIX_REDIS_URL points to it."
         ) from e
+
+
+BEAT_STARTED_KEY = "strix:beat:started"
+
+
+def mark_beat_started() -> None:
+    """Said by celery-beat as it starts: /readyz accepts a beat whose first scan is not due yet."""
+    connection().set(BEAT_STARTED_KEY, str(time.time()), ex=24 * 3600)
+
+
+def beat_started_at() -> datetime | None:
+    try:
+        value = connection().get(BEAT_STARTED_KEY)
+    except redis.RedisError:
+        return None
+    return datetime.fromtimestamp(float(value), UTC) if value else None
 
 
 class FractalBusy(OperatorError):

@@ -5,7 +5,10 @@ already set in the process environment.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+
+from kombu import Queue
 
 from strix.envconfig import (
     clickhouse_from_env,
@@ -39,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",  # login throttling (see "Logins" below)
     "strix.fractals",
     "archives",
     "backups",
@@ -55,7 +59,47 @@ MIDDLEWARE = [
     "strix.middleware.RejectNulCharacters",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# --- Logins and passwords -------------------------------------------------------------------------
+# django-axes: after STRIX_LOGIN_FAILURE_LIMIT wrong passwords for one user from one address, that
+# user is locked out from that address for STRIX_LOGIN_LOCKOUT_MINUTES; further attempts are refused
+# without checking the password (429). Admins unlock under Axes › Access attempts (delete the rows),
+# or `manage.py axes_reset_username USER`.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("STRIX_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("STRIX_LOGIN_LOCKOUT_MINUTES", 15.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Behind a trusted proxy the client's address is the last one the proxy added to X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "strix.request_ip.client_ip"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("STRIX_PASSWORD_MIN_LENGTH", 12, minimum=8)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- HTTPS ----------------------------------------------------------------------------------------
+# One switch for a site served over HTTPS: Secure cookies, HSTS and a redirect from plain HTTP. Behind
+# a TLS-terminating reverse proxy, STRIX_TRUSTED_PROXY_HEADER names the header it sets to "https"
+# (X-Forwarded-Proto); the proxy must overwrite that header on every request.
+STRIX_HTTPS = env_bool("STRIX_HTTPS", False)
+if STRIX_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("STRIX_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("STRIX_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("STRIX_HSTS_PRELOAD", True)
+if _proxy_header := env_raw("STRIX_TRUSTED_PROXY_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.strip().upper().replace("-", "_"), "https")
+# The debug page (DJANGO_DEBUG=1) and error reports hide every URL, password, key and token.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "strix.debug_filter.SecretsHidingFilter"
 
 ROOT_URLCONF = "strix.urls"
 WSGI_APPLICATION = "strix.wsgi.application"
@@ -127,14 +171,26 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, so that no kind of work waits behind another (README, "Workers and queues"): archives,
+# restores and verifies on STRIX_CELERY_QUEUE; searches on STRIX_CELERY_QUEUE.searches; the periodic
+# maintenance (reaper, schedule scan, retention, alerts) on STRIX_CELERY_QUEUE.maintenance. A worker
+# started without -Q reads all three.
 CELERY_TASK_DEFAULT_QUEUE = env_str("STRIX_CELERY_QUEUE", "celery")
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_TASK_QUEUES = [
+    Queue(name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, *(f"{CELERY_TASK_DEFAULT_QUEUE}.{q}" for q in ("searches", "maintenance")))
+]
+_MAINTENANCE = {"queue": f"{CELERY_TASK_DEFAULT_QUEUE}.maintenance"}
 # The beat schedule lives here; DatabaseScheduler syncs it into django-celery-beat's tables.
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0},
-    "scan-archive-schedules": {"task": "strix.scan_archive_schedules", "schedule": 300.0},
-    "enforce-retention": {"task": "strix.enforce_retention", "schedule": 3600.0},
-    "check-alerts": {"task": "strix.check_alerts", "schedule": 300.0},
+    "reap-stale-jobs": {"task": "strix.reap_stale_jobs", "schedule": 300.0, "options": _MAINTENANCE},
+    "scan-archive-schedules": {"task": "strix.scan_archive_schedules", "schedule": 300.0, "options": _MAINTENANCE},
+    "enforce-retention": {"task": "strix.enforce_retention", "schedule": 3600.0, "options": _MAINTENANCE},
+    "check-alerts": {"task": "strix.check_alerts", "schedule": 300.0, "options": _MAINTENANCE},
 }
+# At most this many searches per fractal queued or running: one admin's searches cannot fill the queue.
+STRIX_SEARCHES_PER_FRACTAL = env_int("STRIX_SEARCHES_PER_FRACTAL", 2, minimum=1)
 # Per-fractal Redis locks expire this long after their worker's last heartbeat (renewed every TTL/4).
 STRIX_LOCK_TTL_SECONDS = env_float("STRIX_LOCK_TTL_SECONDS", 60.0, minimum=1)
 # A job whose progress has not moved for this long is failed by the reaper and its fractal freed.
@@ -152,7 +208,8 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_str("EMAIL_USE_TLS", "") in ("1", "true", "yes")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "strix-data-protection@localhost")
-# /metrics asks for "Authorization: Bearer TOKEN" when this is set (it names fractals).
+# /metrics and /readyz's details ask for "Authorization: Bearer TOKEN" (made by strix-setup --install);
+# without a token set, /metrics serves nothing (it names fractals).
 STRIX_METRICS_TOKEN = env_str("STRIX_METRICS_TOKEN", "")
 
 LOGGING = {

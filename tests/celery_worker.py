@@ -23,7 +23,9 @@ class WorkerProcess:
         env: dict | None = None,
     ):
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-        self.queue = queue or os.environ["STRIX_CELERY_QUEUE"]
+        base = os.environ["STRIX_CELERY_QUEUE"]
+        # Without a queue of its own, the worker reads all three of the session's (settings.py).
+        self.queue = queue or f"{base},{base}.searches,{base}.maintenance"
         self.log_path = log_dir / f"worker-{self.name.split('@')[0]}.log"
         db = connection.settings_dict
         env = {

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from archives.models import Archive, ArchiveEvent, ArchiveSearch
@@ -30,6 +31,7 @@ from strix import failpoints
 from strix.crypto.container import ContainerWriter
 from strix.crypto.keys import Keyring
 from strix.crypto.reader import ContainerReader
+from strix.fractals.models import Fractal
 from strix.storage import get_store
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ class ResultUnavailable(ArchiveError):
     pass
 
 
+class SearchCapReached(ArchiveError):
+    """The fractal already has its share of searches queued or running."""
+
+
 def result_file_name(search: ArchiveSearch) -> str:
     return f"searches/{search.archive.fractal_id}/{search.id}.strix-archive"
 
@@ -60,14 +66,10 @@ def request_search(user, archive: Archive, options: RestoreOptions, enqueue: boo
         raise NotRestorable(f"archive {archive.short_id} is {archive.status}; only completed archives can be searched.")
     if archive.verification == Archive.Verification.DAMAGED:
         raise NotRestorable(f"archive {archive.short_id} is damaged ({archive.damage}); it cannot be searched.")
-    search = ArchiveSearch.objects.create(
-        archive=archive,
-        requested_by=user,
-        range_start=options.start,
-        range_end=options.end,
-        contains=options.contains,
-        field_filter=options.field_text,
-    )
+    with transaction.atomic():
+        # The fractal's row, locked, makes the count and the new search one step for concurrent requests.
+        Fractal.objects.select_for_update().filter(pk=archive.fractal_id).first()
+        search = _create_within_cap(user, archive, options)
     search.result_file = result_file_name(search)
     search.save(update_fields=["result_file"])
     detail = f"search {search.short_id} of archive {archive.short_id}: {search.criteria}"
@@ -75,6 +77,24 @@ def request_search(user, archive: Archive, options: RestoreOptions, enqueue: boo
     if enqueue:
         enqueue_after_commit(SEARCH_TASK, search.id, archive.fractal.name)
     return search
+
+
+def _create_within_cap(user, archive: Archive, options: RestoreOptions) -> ArchiveSearch:
+    cap = settings.STRIX_SEARCHES_PER_FRACTAL
+    active = ArchiveSearch.objects.filter(archive__fractal_id=archive.fractal_id, status__in=ArchiveSearch.ACTIVE)
+    if active.count() >= cap:
+        raise SearchCapReached(
+            f"fractal {archive.fractal.name} already has {cap} searches queued or running (at most "
+            f"{cap}, STRIX_SEARCHES_PER_FRACTAL); start another when one has finished."
+        )
+    return ArchiveSearch.objects.create(
+        archive=archive,
+        requested_by=user,
+        range_start=options.start,
+        range_end=options.end,
+        contains=options.contains,
+        field_filter=options.field_text,
+    )
 
 
 class _Beat:
