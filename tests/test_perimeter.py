@@ -42,8 +42,9 @@ def test_the_sixth_wrong_password_is_refused_unchecked_and_locks_the_right_one_o
 
     user = make_user(password="a-long-enough-passphrase")
     client = Client()
-    for _ in range(5):
+    for _ in range(4):
         assert try_login(client, user.username, "wrong").status_code == 200  # the form, with its error
+    assert try_login(client, user.username, "wrong").status_code == 429  # the 5th failure locks out
     assert len(counted_password_checks) == 5
     locked = try_login(client, user.username, "wrong")
     assert locked.status_code == 429 and len(counted_password_checks) == 5  # refused without checking it
@@ -106,7 +107,7 @@ def test_check_deploy_is_clean_with_the_https_switch_and_warns_without_it():
     assert plain.returncode != 0 and "security.W004" in plain.stdout + plain.stderr
 
 
-def test_metrics_needs_its_token_whatever_the_header_holds(client, settings):
+def test_metrics_needs_its_token_whatever_the_header_holds(db, client, settings):
     settings.STRIX_METRICS_TOKEN = "t0ken-for-tests"
     for header in (None, "Bearer wrong", "Bearer t0ken-for-tests-but-longer", "Bearer tökén", "Basic abc"):
         extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
@@ -139,27 +140,30 @@ def test_anonymous_readyz_names_only_components_and_the_token_gets_details(db, c
     assert connection.settings_dict["NAME"] in detailed and "key id" in detailed
 
 
+# As a .env would hold them; module-level, so that no frame of the forced error holds them itself.
+SECRET_VALUES = {
+    "DATABASE_URL": "postgresql://strix:db-pass-3141@db:5432/strix",
+    "STRIX_REDIS_URL": "redis://:redis-pass-2718@redis:6379/0",
+    "STRIX_CLICKHOUSE_URL": "clickhouse://default:ch-pass-1618@clickhouse:9000/",
+    "STRIX_S3_SECRET_KEY": "s3-secret-1414",
+    "STRIX_FLOWER_PASSWORD": "flower-pass-1732",
+    "STRIX_METRICS_TOKEN": "metrics-token-2236",
+}
+
+
 def test_a_debug_500_page_shows_no_secret_from_the_environment(settings):
     from django.views.debug import technical_500_response
 
     settings.DEBUG = True
-    secret_values = {
-        "DATABASE_URL": "postgresql://strix:db-pass-3141@db:5432/strix",
-        "STRIX_REDIS_URL": "redis://:redis-pass-2718@redis:6379/0",
-        "STRIX_CLICKHOUSE_URL": "clickhouse://default:ch-pass-1618@clickhouse:9000/",
-        "STRIX_S3_SECRET_KEY": "s3-secret-1414",
-        "STRIX_FLOWER_PASSWORD": "flower-pass-1732",
-        "STRIX_METRICS_TOKEN": "metrics-token-2236",
-    }
-    settings.STRIX_REDIS_URL = secret_values["STRIX_REDIS_URL"]
-    settings.CELERY_BROKER_URL = secret_values["STRIX_REDIS_URL"]
-    request = RequestFactory().get("/admin/", **secret_values)  # as runserver passes the environment on
+    settings.STRIX_REDIS_URL = settings.CELERY_BROKER_URL = SECRET_VALUES["STRIX_REDIS_URL"]
+    settings.STRIX_METRICS_TOKEN = SECRET_VALUES["STRIX_METRICS_TOKEN"]
+    request = RequestFactory().get("/admin/", **SECRET_VALUES)  # as runserver passes the environment on
     try:
         raise RuntimeError("forced")
     except RuntimeError:
         page = technical_500_response(request, *sys.exc_info()).content.decode()
     assert "forced" in page and "DATABASE_URL" in page  # the page is the real one; only values are hidden
-    leaked = [name for name, value in secret_values.items() if value.split("@")[0][-8:] in page]
+    leaked = [name for name, value in SECRET_VALUES.items() if value.split("@")[0][-8:] in page]
     assert not leaked, leaked
 
 
