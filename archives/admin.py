@@ -1,10 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from archives import admin_operations, admin_restore, admin_search, admin_views
 from archives.models import Archive, ArchiveEvent, RestoreJob
 from archives.services import fractal_delete
+from archives.services.delete import prune_warning
 from archives.services.history import record_event
 from archives.services.visibility import present_restores
 from strix import logstore
@@ -39,7 +40,12 @@ class ReadOnlyScopedAdmin(admin.ModelAdmin):
 
 @admin.register(Archive)
 class ArchiveAdmin(ReadOnlyScopedAdmin):
-    list_display = ["created_at", "fractal", "kind", "status", "row_count", "size_bytes", "requested_by"]
+    list_display = ["created_at", "fractal", "kind", "state", "row_count", "size_bytes", "requested_by"]
+
+    @admin.display(description="status", ordering="status")
+    def state(self, archive):
+        return archive.state_label
+
     # RelatedOnly: the filter lists only fractals the (scoped) list holds, never another's name.
     list_filter = ["status", "kind", ("fractal", admin.RelatedOnlyFieldListFilter)]
 
@@ -49,7 +55,7 @@ class RestoreJobAdmin(ReadOnlyScopedAdmin):
     """A restore into a fractal the user administers; its source shows only as far as they administer it."""
 
     fractal_field = "target"
-    list_display = ["created_at", "target", "archive_id_only", "clear_existing", "status", "rows_restored"]
+    list_display = ["created_at", "target", "archive_id_only", "clear_existing", "state_label", "rows_restored"]
     list_filter = ["status", ("target", admin.RelatedOnlyFieldListFilter)]
     fields = readonly_fields = [
         "target", "source", "clear_existing", "status", "shown_error", "shown_requester", "created_at",
@@ -65,11 +71,11 @@ class RestoreJobAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="archive")
     def archive_id_only(self, job):
-        return job.archive.short_id if job.archive is not None else "(deleted)"
+        return job.archive_short_id + ("" if job.archive_id else " (deleted)")
 
     @admin.display(description="archive")
     def source(self, job):
-        return f"{job.archive.short_id} ({job.source_name})" if job.archive is not None else "(deleted)"
+        return f"{job.archive_short_id} ({job.source_name})" + ("" if job.archive_id else " (deleted)")
 
     @admin.display(description="error")
     def shown_error(self, job):
@@ -120,6 +126,8 @@ class FractalWithManageAdmin(FractalAdmin):
         if change and {"archive_schedule", "max_archives"} & set(form.changed_data):
             detail = f"{obj.get_archive_schedule_display()}, max {obj.max_archives or 'all'} (settings form)"
             record_event(obj.pk, ArchiveEvent.Action.SCHEDULE, "saved", detail, request.user)
+        if change and "max_archives" in form.changed_data and (warning := prune_warning(obj)):
+            self.message_user(request, warning, messages.WARNING)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -158,3 +166,25 @@ class FractalWithManageAdmin(FractalAdmin):
             ),
             *super().get_urls(),
         ]
+
+
+def _app_list_with_operations(request, app_label=None, _default=admin.site.get_app_list):
+    """The admin's app list (index and sidebar) with Operations under Archives: every archive and
+    restore the user may see, one click from any admin page."""
+    apps = _default(request, app_label)
+    for app in apps:
+        if app["app_label"] == "archives":
+            app["models"].append(
+                {
+                    "name": "Operations",
+                    "object_name": "Operations",
+                    "admin_url": reverse("admin:archives_operations"),
+                    "add_url": None,
+                    "view_only": True,
+                    "perms": {"view": True, "add": False, "change": False, "delete": False},
+                }
+            )
+    return apps
+
+
+admin.site.get_app_list = _app_list_with_operations

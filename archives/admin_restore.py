@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
 from archives import services
-from archives.admin_views import fractal_for, manage_url, step_context
+from archives.admin_views import busy_reason, fractal_for, manage_url, step_context
 from archives.models import Archive
 from archives.services.options import BadRestoreOptions, RestoreOptions
 from archives.services.plan import plan_restore
@@ -78,10 +78,19 @@ def restore_step(request, fractal_id, archive_id, admin_site):
 def _step_page(request, admin_site, source: Fractal, archive: Archive, plan, error: str) -> TemplateResponse:
     context = step_context(
         request, admin_site, source, f"Restore archive {archive.short_id}",
-        archive=archive, plan=plan, targets=Fractal.objects.administered_by(request.user), error=error,
+        archive=archive, plan=plan, targets=_targets(request.user), error=error,
         hold_choices=HOLD_CHOICES, default_hold=str(settings.STRIX_RESTORE_HOLD_DAYS),
     )  # fmt: skip
     return TemplateResponse(request, "admin/archives/restore_step.html", context, status=400 if error else 200)
+
+
+def _targets(user) -> list[Fractal]:
+    """The fractals the user may restore into; one that is busy is offered disabled, with the reason."""
+    targets = list(Fractal.objects.administered_by(user).select_related("claim"))
+    for target in targets:
+        claim = getattr(target, "claim", None)
+        target.busy_reason = busy_reason(claim) if claim is not None else ""
+    return targets
 
 
 HOLD_CHOICES = [("7", "7 days"), ("14", "14 days"), ("30", "30 days"), ("90", "90 days"), ("forever", "until removed")]

@@ -4,10 +4,11 @@ translate requests into service calls and messages."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -17,7 +18,8 @@ from django.utils import timezone
 from archives import services
 from archives.models import Archive, ArchiveEvent, ArchiveSearch, FractalClaim, RestoreJob
 from archives.services import holds
-from archives.services.schedule import archives_beyond, next_due, set_schedule
+from archives.services.delete import archives_to_prune, prune_warning
+from archives.services.schedule import next_due, set_schedule
 from archives.services.visibility import present_restores
 from strix import logstore
 from strix.errors import OperatorError
@@ -67,8 +69,8 @@ def manage_url(fractal) -> str:
 def _restores(request, fractal: Fractal):
     """Restores into this fractal and from its archives (a restore shows on both tabs), each showing the
     user only what they administer of its other side (visibility.py)."""
-    jobs = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(archive__fractal=fractal)
-    jobs = jobs.select_related("archive", "target", "requested_by", "archive__fractal").order_by("-created_at")
+    jobs = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(source_fractal=fractal)
+    jobs = jobs.select_related("archive", "target", "requested_by", "source_fractal").order_by("-created_at")
     return present_restores(request.user, jobs[:RESTORES_SHOWN])
 
 
@@ -89,27 +91,38 @@ def _rows_context(request, fractal: Fractal) -> dict:
             "archive_id", flat=True
         )
     )
-    busy_reason = _busy_reason(claim)
+    restores = _restores(request, fractal)
+    searches = list(
+        ArchiveSearch.objects.filter(archive__fractal=fractal).select_related("archive", "requested_by")[
+            :SEARCHES_SHOWN
+        ]
+    )
+    busy = busy_reason(claim)
+    hold = holds.active_legal_hold(fractal.pk)
+    held = f"Disabled: the fractal is under legal hold ({hold.reason}); release the hold first." if hold else ""
     for archive in archives:
         # While the fractal is busy its archives' actions wait too (an archive ends by pruning).
-        archive.in_use_reason = _in_use_reason(archive, reading) or busy_reason
+        archive.in_use_reason = _in_use_reason(archive, reading) or busy
         # Searches only read: they stop a deletion, not a restore or a verify beside them.
         searched = "Disabled: a search is reading this archive." if archive.pk in searching else ""
-        archive.delete_reason = archive.in_use_reason or searched
+        archive.delete_reason = archive.in_use_reason or searched or held
     return {
         "fractal": fractal,
+        "active": bool(claim)
+        or any(a.is_active or a.verification == Archive.Verification.VERIFYING for a in archives)
+        or any(j.is_active for j in restores)
+        or any(s.is_active for s in searches),
         "archives": archives,
         "archives_total": archives_total,
-        "restores": _restores(request, fractal),
-        "searches": ArchiveSearch.objects.filter(archive__fractal=fractal).select_related("archive", "requested_by")[
-            :SEARCHES_SHOWN
-        ],
-        "busy_reason": busy_reason,
+        "restores": restores,
+        "searches": searches,
+        "busy_reason": busy,
         "now": timezone.now(),
     }
 
 
-def _busy_reason(claim) -> str:
+def busy_reason(claim) -> str:
+    """Why the fractal's actions wait while ``claim`` (its FractalClaim, or None) holds it."""
     if claim is None:
         return ""
     what = "an archive" if claim.archive_id else "a restore" if claim.restore_id else "retention"
@@ -169,7 +182,7 @@ def _job_of(request, fractal):
     job_id = uuid_or_404(request.POST.get("job"))
     job = Archive.objects.filter(pk=job_id, fractal=fractal).first()
     if job is None:
-        restores = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(archive__fractal=fractal)
+        restores = RestoreJob.objects.filter(target=fractal) | RestoreJob.objects.filter(source_fractal=fractal)
         job = restores.filter(pk=job_id).first()
     if job is None:
         raise Http404("No such job.")
@@ -180,8 +193,11 @@ def _act(request, fractal: Fractal, admin_site):
     action = request.POST.get("action")
     try:
         if action == "archive":
+            warning = prune_warning(fractal)  # before the new archive exists: it is the one counted
             archive = services.request_archive(request.user, fractal)
             messages.success(request, f"Archive {archive.short_id} queued.")
+            if warning:
+                messages.warning(request, warning)
         elif action == "verify":
             archive = services.request_verify(request.user, _archive_of(request, fractal))
             messages.success(request, f"Verifying archive {archive.short_id} in the background.")
@@ -218,22 +234,35 @@ def _save_schedule(request, fractal: Fractal, admin_site):
     if max_archives is not None and not (isinstance(max_archives, int) and 1 <= max_archives <= MAX_ARCHIVES_LIMIT):
         messages.error(request, f"Maximum Archives must be a whole number from 1 to {MAX_ARCHIVES_LIMIT:,}, or empty.")
         return _page(request, fractal, admin_site, schedule_form=form, status=400)
-    beyond = archives_beyond(fractal, max_archives)
-    if beyond and request.POST.get("confirm_prune") != "yes":
+    # What the next archive will delete under the new limit (the new archive counted), asked about
+    # when it differs from what the current limit would delete.
+    beyond = archives_to_prune(fractal, max_archives or 0, upcoming=1)
+    changed = beyond != archives_to_prune(fractal, upcoming=1)
+    if beyond and changed and request.POST.get("confirm_prune") != "yes":
         return _page(request, fractal, admin_site, schedule_form=form, pending_prune=beyond)
     set_schedule(request.user, fractal, schedule, max_archives)
-    note = f"; the next archive deletes {len(beyond)} of the oldest" if beyond else ""
+    note = f"; the next archive deletes the {len(beyond)} oldest" if beyond else ""
     messages.success(request, f"Archive Schedule saved: {fractal.get_archive_schedule_display()}{note}.")
     return None
 
 
 def status(request, fractal_id):
-    """Live status for the Manage tab: the rows as HTML (swapped in place) and each job's state."""
+    """Live status for the Manage tab: the rows, the header and History as HTML (swapped in place) and
+    each job's state. ``active`` tells the page how soon to ask again; an unchanged answer is a 304
+    (ETag), so an idle tab costs next to nothing."""
     fractal = fractal_for(request, fractal_id)
     context = _rows_context(request, fractal)
+    context["events"] = ArchiveEvent.objects.filter(fractal=fractal).select_related("user")[:EVENTS_SHOWN]
     jobs = [*context["archives"], *context["restores"]]
-    return JsonResponse(
+    try:
+        row_count = f"{logstore.count_rows(str(fractal.id)):,}"
+    except logstore.LogStoreError:
+        row_count = None
+    response = JsonResponse(
         {
+            "active": context["active"],
+            "row_count": row_count,
+            "events_html": render_to_string("admin/archives/_event_rows.html", context, request),
             "busy": bool(context["busy_reason"]),
             "busy_reason": context["busy_reason"],
             "archives_html": render_to_string("admin/archives/_archive_rows.html", context, request),
@@ -250,8 +279,14 @@ def status(request, fractal_id):
                     "progress_rows": job.progress_rows,
                     "expected_rows": job.expected_rows,
                     "error": getattr(job, "shown_error", job.error),
+                    "phase": job.phase,
                 }
                 for job in jobs
             ],
         }
     )
+    etag = '"' + hashlib.sha256(response.content).hexdigest()[:32] + '"'
+    if request.headers.get("If-None-Match") == etag:
+        return HttpResponseNotModified(headers={"ETag": etag})
+    response["ETag"] = etag
+    return response

@@ -28,6 +28,8 @@ class OperationRecord(models.Model):
     progress_at = models.DateTimeField(null=True, blank=True)
     # Set by Cancel (or Flower's Terminate): the worker stops at its next block and ends "Cancelled".
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # What a running job is doing now (Reading, Staging, Verifying, Clearing, Attaching…), for the tab.
+    phase = models.CharField(max_length=20, blank=True)
 
     ACTIVE: tuple = ()
 
@@ -42,6 +44,14 @@ class OperationRecord(models.Model):
     @property
     def short_id(self) -> str:
         return str(self.pk)[:8]
+
+    @property
+    def state_label(self) -> str:
+        return _display_state(self)[0]
+
+    @property
+    def state_css(self) -> str:
+        return _display_state(self)[1]
 
 
 class Archive(OperationRecord):
@@ -98,6 +108,19 @@ class Archive(OperationRecord):
         return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
 
 
+def _display_state(job) -> tuple[str, str]:
+    """(label, css state) of a job as every list shows it: an archive's Damaged, Missing and Verified are
+    states of their own (not a green "Completed" with a footnote); a job asked to cancel is Cancelling…."""
+    verification = getattr(job, "verification", "")
+    if verification == Archive.Verification.DAMAGED:
+        return "Damaged", "failed"
+    if job.status == "completed" and verification == Archive.Verification.VERIFIED:
+        return "Verified", "verified"
+    if job.is_active and job.cancel_requested_at:
+        return "Cancelling…", "cancelling"
+    return job.get_status_display(), job.status
+
+
 class RangeAndFilters(models.Model):
     """What part of an archive an operation takes: a time range [range_start, range_end) and optional
     filters (archives.services.options.RestoreOptions reads them back)."""
@@ -123,6 +146,13 @@ class RestoreJob(OperationRecord, RangeAndFilters):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     archive = models.ForeignKey(Archive, on_delete=models.SET_NULL, null=True, related_name="restores")
+    # Kept when the archive is deleted, so that History and the Restores tables still say what it was.
+    source_fractal = models.ForeignKey(
+        Fractal, on_delete=models.SET_NULL, null=True, blank=True, related_name="restores_from"
+    )
+    archive_short_id = models.CharField(max_length=8, blank=True)
+    archive_time_start = models.DateTimeField(null=True, blank=True)
+    archive_time_end = models.DateTimeField(null=True, blank=True)
     target = models.ForeignKey(Fractal, on_delete=models.PROTECT, related_name="restores")
     clear_existing = models.BooleanField(default=True, help_text="replace the target's logs instead of adding")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)

@@ -52,14 +52,16 @@ def cancel_job(user, job) -> str:
             return f"The {name} was cancelled before it started."
         job.refresh_from_db()
     if job.status not in model.ACTIVE:
-        raise NotCancellable(f"the {name} has already ended ({job.status}).")
+        raise NotCancellable(f"the {name} had already ended ({job.get_status_display()}); nothing was cancelled.")
     if isinstance(job, RestoreJob) and promote.is_committed(job):
         raise NotCancellable(
             "the restore's rows were verified and are being promoted into the target; it can no longer be cancelled."
         )
-    model.objects.filter(pk=job.pk, status__in=model.ACTIVE).update(cancel_requested_at=timezone.now())
+    if not model.objects.filter(pk=job.pk, status__in=model.ACTIVE).update(cancel_requested_at=timezone.now()):
+        job.refresh_from_db()
+        raise NotCancellable(f"the {name} had already ended ({job.get_status_display()}); nothing was cancelled.")
     record_event(fractal.pk, ArchiveEvent.Action.CANCEL, "requested", f"{name} {job.short_id}", user)
-    return f"Cancelling the {name}: it stops at its next block."
+    return f"Cancelling the {name}: it stops at its next block (within a second or two)."
 
 
 def cancel_revoked(job_id, terminated: bool) -> None:
@@ -68,7 +70,7 @@ def cancel_revoked(job_id, terminated: bool) -> None:
     if job is None or not job.is_active:
         return
     if terminated and not (isinstance(job, RestoreJob) and promote.is_committed(job)):
-        end_terminated_job(job, "cancelled: its task was terminated (Flower)")
+        end_terminated_job(job, "its task was terminated in Flower")
         return
     try:
         cancel_job(None, job)

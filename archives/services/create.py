@@ -114,8 +114,9 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     fractal = archive.fractal
     fractal_id = str(fractal.id)
     since = fractal.retention_cutoff()  # only rows inside the retention window
+    heartbeat.progress(0, phase="Counting")
     expected, first, last = logstore.fractal_span(fractal_id, since)
-    heartbeat.progress(0, expected)
+    heartbeat.progress(0, expected, phase="Reading")  # the total is known before the first row
     metadata = {
         "archive_id": str(archive.id),
         "fractal_id": fractal_id,
@@ -142,6 +143,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                     failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
+            heartbeat.progress(writer.rows_written, phase="Publishing")
             trailer = writer.close()
         heartbeat.check()
         require(claim)  # the file is published only by the job's owner

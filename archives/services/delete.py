@@ -42,12 +42,51 @@ def delete_archive(user, archive: Archive, claim: Claim | None = None) -> None:
         refuse_under_legal_hold(archive.fractal_id, f"deleting archive {archive.short_id}")
         if claim is not None:
             require(claim)
-        delete_results_of(archive)  # search results are copies of the archive's rows
+        searches = delete_results_of(archive)  # search results are copies of the archive's rows
         if archive.file_name:
             get_store("archives").delete(archive.file_name)
+        described = describe_archive(archive)  # its id is gone with the record
         archive.delete()
+    with_searches = f", with its {searches} search(es)" if searches else ""
     if user is not None:
-        record_event(archive.fractal_id, ArchiveEvent.Action.DELETE, "deleted", f"archive {archive.short_id}", user)
+        record_event(archive.fractal_id, ArchiveEvent.Action.DELETE, "deleted", f"{described}{with_searches}", user)
+    elif searches:
+        record_event(archive.fractal_id, ArchiveEvent.Action.DELETE, "deleted", f"{searches} search(es) of {described}")
+
+
+def describe_archive(archive: Archive) -> str:
+    """How History names an archive: its short id, kind and time range (kept after its deletion)."""
+    span = ""
+    if archive.time_start is not None:
+        span = f", {archive.time_start:%Y-%m-%d %H:%M} – {archive.time_end:%Y-%m-%d %H:%M} UTC"
+    return f"archive {archive.short_id} ({archive.kind}{span})"
+
+
+def archives_to_prune(fractal: Fractal, max_archives: int | None = None, upcoming: int = 0) -> list[Archive]:
+    """The completed archives that Maximum Archives (``max_archives``, else the fractal's) deletes, oldest
+    first — counting ``upcoming`` archives not completed yet: what the next archive will delete is
+    ``archives_to_prune(fractal, upcoming=1)``. The one rule behind pruning and every warning of it."""
+    limit = fractal.max_archives if max_archives is None else max_archives
+    if not limit:
+        return []
+    completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
+    return list(reversed(completed[max(limit - upcoming, 0) :]))
+
+
+def prune_warning(fractal: Fractal, max_archives: int | None = None) -> str:
+    """What the next archive will delete under Maximum Archives, in a sentence ("" when nothing)."""
+    doomed = archives_to_prune(fractal, max_archives, upcoming=1)
+    if not doomed:
+        return ""
+    names = ", ".join(f"{a.short_id} ({a.created_at:%Y-%m-%d %H:%M})" for a in doomed)
+    limit = fractal.max_archives if max_archives is None else max_archives
+    hold = active_legal_hold(fractal.pk)
+    if hold is not None:
+        return (
+            f"Maximum Archives {limit}: the next archive would delete {len(doomed)} of the oldest ({names}), but "
+            f"the fractal is under legal hold ({hold.reason}): pruning is skipped until it is released."
+        )
+    return f"Maximum Archives {limit}: the next archive deletes the {len(doomed)} oldest: {names}."
 
 
 def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
@@ -55,12 +94,12 @@ def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
 
     Run by an archive's worker after its archive completed, while it still holds the fractal.
     """
-    if not fractal.max_archives:
+    doomed = archives_to_prune(fractal)
+    if not doomed:
         return []
-    completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
     hold = active_legal_hold(fractal.pk)
     if hold is not None:
-        beyond = len(completed[fractal.max_archives :])
+        beyond = len(doomed)
         if beyond:
             log.info("pruning of %s skipped: the fractal is under legal hold", fractal.name)
             detail = (
@@ -70,7 +109,7 @@ def prune_archives(fractal: Fractal, claim: Claim) -> list[str]:
             record_event(fractal.pk, ArchiveEvent.Action.PRUNE, "skipped", detail)
         return []
     deleted = []
-    for archive in completed[fractal.max_archives :]:
+    for archive in doomed:
         try:
             delete_archive(None, archive, claim)
             deleted.append(str(archive.id))

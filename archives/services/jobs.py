@@ -44,7 +44,7 @@ def finish_job(job, claim: Claim, status, error: str = "", release: bool = True,
     Raises ClaimLost, having written nothing, if the job was taken over.
     """
     with transaction.atomic():
-        write_job(job, claim, status=status, error=error[:5000], finished_at=timezone.now(), **fields)
+        write_job(job, claim, status=status, error=error[:5000], finished_at=timezone.now(), phase="", **fields)
         if release:
             release_claim(claim)
     if release:
@@ -53,6 +53,9 @@ def finish_job(job, claim: Claim, status, error: str = "", release: bool = True,
 
 def stall_seconds() -> float:
     return float(settings.STRIX_JOB_STALL_SECONDS)
+
+
+RECORD_EVERY = 1.0
 
 
 class Heartbeat:
@@ -67,9 +70,13 @@ class Heartbeat:
         self.job = job
         self.claim = claim
         self.on_progress = on_progress
-        self.interval = max(min(locks.lock_ttl() / 4, 10.0), 0.2)
+        self.interval = max(min(locks.lock_ttl() / 4, 10.0), 0.2)  # lock renewals
+        # The record (progress, phase, a Cancel) is written and read every second: the Manage tab moves
+        # while the job does, and a Cancel shows within one poll.
+        self.record_interval = min(self.interval, RECORD_EVERY)
         self.done = 0
         self.expected: int | None = None
+        self.phase = ""
         self.lost: Exception | None = None
         self._beaten_done = -1
         self._stop = threading.Event()
@@ -90,10 +97,12 @@ class Heartbeat:
             except (ClaimLost, JobCancelled) as e:
                 self.lost = e
 
-    def progress(self, done: int, expected: int | None = None) -> None:
+    def progress(self, done: int, expected: int | None = None, phase: str | None = None) -> None:
         self.done = done
         if expected is not None:
             self.expected = expected
+        if phase is not None:
+            self.phase = phase
         now = time.monotonic()
         if self.on_progress and now - self._last_report >= 1.0:
             self._last_report = now
@@ -105,7 +114,7 @@ class Heartbeat:
 
     def _beat(self) -> None:
         now = timezone.now()
-        fields = {"heartbeat_at": now, "progress_rows": self.done, "expected_rows": self.expected}
+        fields = {"heartbeat_at": now, "progress_rows": self.done, "expected_rows": self.expected, "phase": self.phase}
         if self.done != self._beaten_done:
             fields["progress_at"] = now
         write_job(self.job, self.claim, **fields)
@@ -114,8 +123,9 @@ class Heartbeat:
             raise JobCancelled("cancelled by a user; nothing it wrote was kept")
 
     def _run(self) -> None:
+        renewed = time.monotonic()
         try:
-            while not self._stop.wait(self.interval):
+            while not self._stop.wait(self.record_interval):
                 try:
                     self._beat()
                 except (ClaimLost, JobCancelled) as e:
@@ -123,8 +133,11 @@ class Heartbeat:
                     return
                 except Exception:  # a database hiccup must not stop the lock renewals
                     close_old_connections()
+                if time.monotonic() - renewed < self.interval:
+                    continue
                 try:
                     locks.renew_fractal_lock(self.claim.fractal_id, self.job.lock_token)
+                    renewed = time.monotonic()
                 except locks.LockLost as e:
                     self.lost = e
                     return

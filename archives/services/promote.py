@@ -47,10 +47,20 @@ def _save(job: RestoreJob, claim: Claim) -> None:
     write_job(job, claim, promotion=job.promotion, progress_at=timezone.now())  # each step is progress
 
 
-def roll_forward(job: RestoreJob, claim: Claim) -> int:
-    """Clear the target (replace mode) and attach every staged partition; returns the rows promoted."""
+def roll_forward(job: RestoreJob, claim: Claim, progress=None) -> int:
+    """Clear the target (replace mode) and attach every staged partition; returns the rows promoted.
+
+    ``progress(done, expected, phase)``, if given, hears each step (the worker's heartbeat)."""
     state, target = job.promotion, str(job.target_id)
+    total = sum(step["staged"] for step in state["partitions"].values())
+
+    def report(phase: str) -> None:
+        if progress is not None:
+            attached = sum(s["staged"] for s in state["partitions"].values() if s["state"] == ATTACHED)
+            progress(attached, total, phase)
+
     if state["phase"] == CLEARING:
+        report("Clearing")
         # Nothing is attached yet, so deleting again after an interruption is harmless. A restore of a
         # time range replaces that range only; a whole archive replaces everything.
         start, end = job.range_start, job.range_end
@@ -64,6 +74,7 @@ def roll_forward(job: RestoreJob, claim: Claim) -> int:
         state["phase"] = ATTACHING
         _save(job, claim)
     for partition, step in state["partitions"].items():
+        report("Attaching")
         if step["state"] == ATTACHED:
             continue
         if step["state"] == ATTACHING_PART and _already_attached(job, target, partition, step):
@@ -79,7 +90,8 @@ def roll_forward(job: RestoreJob, claim: Claim) -> int:
         _save(job, claim)
     state["phase"] = DONE
     _save(job, claim)
-    return sum(step["staged"] for step in state["partitions"].values())
+    report("Attaching")
+    return total
 
 
 def staging_table_name(job: RestoreJob) -> str:

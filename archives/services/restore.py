@@ -64,12 +64,16 @@ def request_restore(
     def create(token: str, fence: int) -> RestoreJob:
         job = RestoreJob.objects.create(
             archive=archive,
+            source_fractal_id=archive.fractal_id,
+            archive_short_id=archive.short_id,
+            archive_time_start=archive.time_start,
+            archive_time_end=archive.time_end,
             target=target,
             clear_existing=clear_existing,
             requested_by=user,
             lock_token=token,
             fence=fence,
-            expected_rows=archive.row_count,
+            expected_rows=rows_in_range(archive, options),
             hold_start=_later(archive.time_start, options.start),
             # The hold's end is its last instant; --to is exclusive.
             hold_end=_earlier(archive.time_end, options.end and options.end - timedelta(microseconds=1)),
@@ -115,7 +119,7 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
             if job.clear_existing:  # a legal hold set since the request stops the replacement
                 refuse_under_legal_hold(job.target_id, f"replacing the logs of fractal {job.target.name}")
             promote.commit(job, claim)  # verified: from here on the restore is finished, not abandoned
-            rows = promote.roll_forward(job, claim)
+            rows = promote.roll_forward(job, claim, heartbeat.progress)
             require(claim)
             logstore.drop_table(job.staging_table)
         finish_job(
@@ -180,7 +184,7 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
     options = RestoreOptions.of(job)
     with open_archive(archive) as stored:
         stored.aim(options)
-        heartbeat.progress(0, stored.expected_rows)
+        heartbeat.progress(0, stored.expected_rows, phase="Staging")  # the range's rows, when it has one
         require(claim)
         logstore.create_staging_table(job.staging_table, str(job.target_id))
 
@@ -198,6 +202,7 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
         else:
             logstore.insert_records(job.staging_table, records(), rows_counted=lambda: stored.rows_read)
             expected = stored.expected_rows
+    heartbeat.progress(stored.rows_read, phase="Verifying")
     staged = logstore.count_table(job.staging_table)
     if stored.rows_read != stored.expected_rows or staged != expected:
         raise RestoreMismatch(
@@ -212,6 +217,13 @@ def stage(job: RestoreJob, claim: Claim, heartbeat: Heartbeat) -> int:
     if not job.clear_existing and staged:
         staged = _skip_rows_already_present(job, claim, staged)
     return staged
+
+
+def rows_in_range(archive: Archive, options: RestoreOptions) -> int | None:
+    """The rows a restore of ``options``' range reads: the touched days' rows from the record."""
+    if not options.has_range or not archive.day_rows:
+        return archive.row_count
+    return sum(rows for day, (rows, _size) in archive.day_rows.items() if options.touches_day(day))
 
 
 MAX_HOLD_DAYS = 3650  # "until removed" is for longer

@@ -1,8 +1,10 @@
 """Scheduled archives (daily, weekly, monthly per fractal).
 
-A period is a calendar period in UTC: a day, an ISO week (from Monday), a month. A fractal is due when
-no scheduled archive of the current period is completed or under way; a failed one is retried after
-an hour, so that a broken store does not start a new attempt every five minutes.
+A period is a calendar period in UTC: a day, an ISO week (from Monday), a month. The rule, in one
+sentence (the Manage tab says it too): one scheduled archive per period — made at the first scan of
+the period, retried an hour after a failure, and not made again if the user deletes it. So a fractal
+is due when no scheduled archive of the current period is completed or under way, none failed within
+the hour, and none was made this period and then deleted.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from archives.models import Archive, ArchiveEvent
 from archives.services.create import request_archive
@@ -43,12 +46,15 @@ def due_fractals(now: datetime, fractals=None):
         this_period = Archive.objects.filter(
             fractal=OuterRef("pk"), kind=Archive.Kind.SCHEDULED, created_at__gte=period_start(schedule, now)
         )
+        start = period_start(schedule, now)
         due += list(
             fractals.filter(archive_schedule=schedule)
             # a scheduled archive of this period is completed or under way …
             .exclude(Exists(this_period.exclude(status=Archive.Status.FAILED)))
             # … or one failed within the hour: retried later, not every five minutes
             .exclude(Exists(this_period.filter(created_at__gte=now - RETRY_FAILED_AFTER)))
+            # … or this period's was made and then deleted: one per period (a failed one is retried)
+            .exclude(Q(last_scheduled_at__gte=start) & ~Exists(this_period.filter(status=Archive.Status.FAILED)))
             .order_by("name")
         )
     return due
@@ -65,6 +71,7 @@ def scan_schedules(now: datetime | None = None) -> list[Archive]:
     for fractal in due_fractals(now):
         try:
             started.append(request_archive(None, fractal, kind=Archive.Kind.SCHEDULED))
+            Fractal.objects.filter(pk=fractal.pk).update(last_scheduled_at=now)
         except FractalBusy:
             log.info("scheduled archive of %s postponed: the fractal is busy", fractal.name)
     return started
@@ -79,26 +86,31 @@ def next_period_start(schedule: str, now: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
+SCAN_EVERY = timedelta(minutes=5)  # settings.CELERY_BEAT_SCHEDULE["scan-archive-schedules"]
+
+
+def next_scan(now: datetime) -> datetime:
+    """When celery-beat's schedule scan runs next: five minutes after its last run, never before now."""
+    last = PeriodicTask.objects.filter(name="scan-archive-schedules").values_list("last_run_at", flat=True).first()
+    upcoming = (last + SCAN_EVERY) if last else now + SCAN_EVERY
+    while upcoming < now:
+        upcoming += SCAN_EVERY
+    return upcoming
+
+
 def next_due(fractal: Fractal, now: datetime | None = None) -> datetime | None:
-    """When the next scheduled archive of ``fractal`` is due: now (the next scan), or a period start."""
+    """When the next scheduled archive of ``fractal`` is made: the first scan at or after the time it is
+    due (now, or the start of the next period) — never a time already past."""
     now = now or timezone.now()
     if fractal.archive_schedule == ArchiveSchedule.NEVER:
         return None
-    if is_due(fractal, now):
-        return now
-    return next_period_start(fractal.archive_schedule, now)
-
-
-def archives_beyond(fractal: Fractal, max_archives: int | None) -> list[Archive]:
-    """The completed archives that Maximum Archives = ``max_archives`` would delete, oldest first."""
-    if not max_archives:
-        return []
-    completed = Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).order_by("-created_at")
-    return list(reversed(completed[max_archives:]))
+    due_at = now if is_due(fractal, now) else next_period_start(fractal.archive_schedule, now)
+    return next_scan(due_at)
 
 
 def set_schedule(user, fractal: Fractal, schedule: str, max_archives: int | None) -> None:
-    """Save the Archive Schedule section (the caller has shown ``archives_beyond`` and been confirmed)."""
+    """Save the Archive Schedule section (the caller has shown what the next archive will delete under
+    the new Maximum Archives, delete.archives_to_prune, and been confirmed)."""
     require_admin(user, fractal)
     if schedule not in ArchiveSchedule.values:
         raise ArchiveError(f"unknown frequency {schedule!r}; choose Never, Daily, Weekly or Monthly.")

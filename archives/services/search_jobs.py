@@ -227,11 +227,14 @@ def expire_searches(now: datetime | None = None) -> list[str]:
     return expired
 
 
-def delete_results_of(archive: Archive) -> None:
-    """An archive deleted takes its search results with it (they are copies of its rows)."""
+def delete_results_of(archive: Archive) -> int:
+    """An archive deleted takes its searches and their results with it (copies of its rows); returns
+    how many searches it had."""
     store = get_store("archives")
-    for search in ArchiveSearch.objects.filter(archive=archive).exclude(result_file=""):
+    searches = ArchiveSearch.objects.filter(archive=archive)
+    for search in searches.exclude(result_file=""):
         store.delete(search.result_file)
+    return searches.count()
 
 
 def require_result(search: ArchiveSearch) -> None:

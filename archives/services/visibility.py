@@ -15,10 +15,10 @@ def present_restores(user, jobs) -> list[RestoreJob]:
     """Give each job, for ``user``: ``source_name`` and ``target_name`` (or "another fractal"),
     ``sees_target`` and ``sees_both``, ``shown_error`` and ``shown_requester``. One query in all."""
     jobs = list(jobs)
-    ids = {job.target_id for job in jobs} | {job.archive.fractal_id for job in jobs if job.archive is not None}
+    ids = {job.target_id for job in jobs} | {job.source_fractal_id for job in jobs if job.source_fractal_id}
     visible = set(Fractal.objects.administered_by(user).filter(pk__in=ids).values_list("pk", flat=True))
     for job in jobs:
-        source = job.archive.fractal if job.archive is not None else None
+        source = job.source_fractal  # kept when the archive itself is deleted
         sees_source = source is not None and source.pk in visible
         job.sees_target = job.target_id in visible
         job.sees_both = job.sees_target and (sees_source or source is None)

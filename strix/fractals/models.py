@@ -48,6 +48,8 @@ class Fractal(models.Model):
         help_text="Keep at most this many archives; the oldest are deleted first. Empty keeps all.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the schedule scan last queued a scheduled archive: one per period, even if it is deleted.
+    last_scheduled_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = FractalQuerySet.as_manager()
 
