@@ -16,7 +16,7 @@ FLOORS = [
         "archives.templatetags",
         "backups.management", "backups.setup_cli", "backups.command_base",
         "strix.fractals.admin", "strix.fractals.management", "strix.checks", "strix.urls", "strix.wsgi",
-        "strix.celery", "strix.fractals.apps", "strix.health_views",
+        "strix.celery", "strix.fractals.apps", "strix.health_views", "strix.middleware",
     )),
     # strix/__init__.py loads the Celery app, as Celery's Django example does: an edge, imported by no one.
     ("edges", ("strix",)),
@@ -27,6 +27,7 @@ FLOORS = [
     )),
     ("base", (
         "strix.settings", "strix.envconfig", "strix.errors", "strix.failpoints", "strix.progress", "strix.streams",
+        "strix.request_ip", "strix.debug_filter",
         "strix.fractals.demo", "backups.naming", "backups.generations",
     )),
 ]  # fmt: skip

@@ -27,8 +27,18 @@ from tests.s3server import S3Server, free_port
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+TOKEN = "readyz-token-for-tests"
+
+
 def components(client) -> tuple[int, dict]:
-    response = client.get("/readyz")
+    """/readyz with the token (its details), the worker ping asked afresh (not another test's, cached)."""
+    from django.conf import settings
+
+    from strix import health
+
+    health._last_ping = None
+    settings.STRIX_METRICS_TOKEN = TOKEN
+    response = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     lines = [json.loads(line) for line in response.content.decode().splitlines()]
     return response.status_code, {line["component"]: line for line in lines}
 
@@ -118,7 +128,8 @@ def test_metrics_parse_and_carry_the_last_archive_and_backup(client, admin, make
     fractal = make_fractal()
     seed_rows(fractal, 500, days=1, seed=91)
     archive = archive_in_process(admin, fractal)
-    response = client.get("/metrics")
+    settings.STRIX_METRICS_TOKEN = TOKEN
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     assert samples[("strix_archive_last_completed_timestamp_seconds", (("fractal", fractal.name),))] == pytest.approx(

@@ -43,7 +43,8 @@ def browser():
 def ui_worker(tmp_path, settings):
     """A worker on a queue of its own, which the web enqueues to for this test."""
     queue = f"ui-{uuid.uuid4().hex[:8]}"
-    worker = WorkerProcess(tmp_path, queue=queue, env={"STRIX_FAILPOINTS": "archive.streaming#2:sleep2"})
+    queues = f"{queue},{queue}.searches,{queue}.maintenance"  # all three of the queues the web uses
+    worker = WorkerProcess(tmp_path, queue=queues, env={"STRIX_FAILPOINTS": "archive.streaming#2:sleep2"})
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     yield worker
     worker.stop()
