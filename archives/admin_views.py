@@ -5,6 +5,7 @@ translate requests into service calls and messages."""
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 from django.contrib import messages
@@ -248,16 +249,22 @@ def _save_schedule(request, fractal: Fractal, admin_site):
 
 def status(request, fractal_id):
     """Live status for the Manage tab: the rows, the header and History as HTML (swapped in place) and
-    each job's state. ``active`` tells the page how soon to ask again; an unchanged answer is a 304
-    (ETag), so an idle tab costs next to nothing."""
+    each job's state. ``active`` tells the page how soon to ask again; an unchanged state is answered
+    304 (its ETag is a digest of the state, not of the HTML, whose CSRF tokens differ every time), so
+    an idle tab costs next to nothing."""
     fractal = fractal_for(request, fractal_id)
     context = _rows_context(request, fractal)
-    context["events"] = ArchiveEvent.objects.filter(fractal=fractal).select_related("user")[:EVENTS_SHOWN]
-    jobs = [*context["archives"], *context["restores"]]
+    context["events"] = list(ArchiveEvent.objects.filter(fractal=fractal).select_related("user")[:EVENTS_SHOWN])
     try:
         row_count = f"{logstore.count_rows(str(fractal.id)):,}"
     except logstore.LogStoreError:
         row_count = None
+    jobs = [_job_state(job) for job in [*context["archives"], *context["restores"]]]
+    searches = [(str(s.pk), s.status, s.matches, s.rows_scanned) for s in context["searches"]]
+    state = [jobs, searches, row_count, context["busy_reason"], [e.pk for e in context["events"]]]
+    etag = '"' + hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:32] + '"'
+    if request.headers.get("If-None-Match") == etag:
+        return HttpResponseNotModified(headers={"ETag": etag})
     response = JsonResponse(
         {
             "active": context["active"],
@@ -268,25 +275,24 @@ def status(request, fractal_id):
             "archives_html": render_to_string("admin/archives/_archive_rows.html", context, request),
             "restores_html": render_to_string("admin/archives/_restore_rows.html", context, request),
             "searches_html": render_to_string("admin/archives/_search_rows.html", context, request),
-            "jobs": [
-                {
-                    "id": str(job.pk),
-                    "short_id": job.short_id,
-                    "kind": "archive" if isinstance(job, Archive) else "restore",
-                    "status": job.status,
-                    "label": job.get_status_display(),
-                    "verification": getattr(job, "verification", ""),
-                    "progress_rows": job.progress_rows,
-                    "expected_rows": job.expected_rows,
-                    "error": getattr(job, "shown_error", job.error),
-                    "phase": job.phase,
-                }
-                for job in jobs
-            ],
+            "jobs": jobs,
         }
     )
-    etag = '"' + hashlib.sha256(response.content).hexdigest()[:32] + '"'
-    if request.headers.get("If-None-Match") == etag:
-        return HttpResponseNotModified(headers={"ETag": etag})
     response["ETag"] = etag
     return response
+
+
+def _job_state(job) -> dict:
+    return {
+        "id": str(job.pk),
+        "short_id": job.short_id,
+        "kind": "archive" if isinstance(job, Archive) else "restore",
+        "status": job.status,
+        "label": job.state_label,
+        "verification": getattr(job, "verification", ""),
+        "progress_rows": job.progress_rows,
+        "expected_rows": job.expected_rows,
+        "error": getattr(job, "shown_error", job.error),
+        "phase": job.phase,
+        "delete_reason": getattr(job, "delete_reason", ""),
+    }
