@@ -212,7 +212,10 @@ def _act(request, fractal: Fractal, admin_site):
             return _save_schedule(request, fractal, admin_site)
         elif action == "legal_hold":
             holds.set_legal_hold(request.user, fractal, request.POST.get("reason", ""))
-            messages.success(request, f"Legal hold set on {fractal.name}: retention, pruning and deletion stop.")
+            messages.success(
+                request,
+                f"Legal hold set on {fractal.name}: nothing of it is deleted or replaced until the hold is released.",
+            )
         elif action == "release_legal_hold":
             holds.release_legal_hold(request.user, fractal, request.POST.get("reason", ""))
             messages.success(request, f"Legal hold on {fractal.name} released.")

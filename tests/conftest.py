@@ -178,3 +178,21 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         worker = WorkerProcess(tmp_path_factory.mktemp("worker-logs"))
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (Debian's), driven by Selenium; its console log kept for the tests to read."""
+    import shutil
+
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--window-size=1500,1100"):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()

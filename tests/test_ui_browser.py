@@ -5,12 +5,10 @@ The worker here pauses two seconds a few blocks into each archive (a failpoint),
 surely seen "Archiving" with its spinner before "Completed"; everything else is as in production.
 """
 
-import shutil
 import uuid
 
 import pytest
 from django.urls import reverse
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -24,19 +22,6 @@ from strix.storage import get_store
 from tests.celery_worker import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--window-size=1500,1100"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
@@ -139,7 +124,8 @@ def test_the_documented_archive_schedule_restore_and_delete_steps_in_the_browser
     browser.find_element(By.ID, "create-archive").click()
     wait.until(lambda b: not Archive.objects.filter(pk=first.pk).exists())  # the oldest went, manual or not
     wait.until(lambda b: first.short_id not in archive_rows(b) and archive_rows(b).count("Completed") == 2)
-    badges = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#archive-rows .badge")]
+    kinds = "#archive-rows .badge-manual, #archive-rows .badge-scheduled"
+    badges = [e.text for e in browser.find_elements(By.CSS_SELECTOR, kinds)]
     assert badges == ["Manual", "Scheduled"]  # newest first
     steps.shot("third-archive-pruned-the-oldest")
     browser.get(manage_url)
