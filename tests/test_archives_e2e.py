@@ -281,7 +281,7 @@ def test_worker_killed_mid_restore_is_reaped_and_the_target_is_unchanged(solo_wo
 
 
 class _NoHeartbeat:
-    def progress(self, done, expected=None):
+    def progress(self, done, expected=None, phase=None):
         pass
 
     def check(self):

@@ -104,7 +104,8 @@ class Heartbeat:
         if phase is not None:
             self.phase = phase
         now = time.monotonic()
-        if self.on_progress and now - self._last_report >= 1.0:
+        # Reported once the total is known (a phase before it, Counting, has nothing to report).
+        if self.on_progress and self.expected is not None and now - self._last_report >= 1.0:
             self._last_report = now
             self.on_progress(self.done, self.expected)
 
