@@ -64,8 +64,17 @@ def decrypt_file(path: Path, output: Path, keyring: Keyring) -> Verified:
     return verified
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences included) shown as escapes."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode() for c in str(text))
+
+
 def describe(verified: Verified) -> list[tuple[str, str]]:
-    """Header and trailer as label/value pairs for printing."""
+    """Header and trailer as label/value pairs for printing, every value from the file made printable."""
+    return [(printable(label), printable(value)) for label, value in _described(verified)]
+
+
+def _described(verified: Verified) -> list[tuple[str, str]]:
     header, trailer = verified.header, verified.trailer
     lines = [
         ("kind", header.kind),

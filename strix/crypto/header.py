@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -35,6 +36,10 @@ MAX_HEADER_JSON = 64 * 1024
 SALT_BYTES = 32
 NONCE_PREFIX_BYTES = 7
 KINDS = ("archive", "backup")
+# The header JSON nests two levels (the document and its metadata); anything deeper is refused before
+# it is parsed, so that a crafted header cannot exhaust the parser.
+MAX_NESTING = 4
+KEY_ID = re.compile(r"[0-9a-f]{16}")  # keys.key_id: 16 hex digits
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ def read_header(source: BinaryIO) -> Header:
     body = _read_exact(source, length, "the header")
     mac = _read_exact(source, MAC_BYTES, "the header")
     try:
+        _require_shallow(body)
         document = json.loads(body)
         header = Header(
             kind=document["kind"],
@@ -115,8 +121,11 @@ def read_header(source: BinaryIO) -> Header:
             raw=prefix + body + mac,
             version=version,
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise HeaderTamperedError(f"the header is unreadable ({e.__class__.__name__}); it was altered.") from None
+    if not isinstance(header.key_id, str) or not KEY_ID.fullmatch(header.key_id):
+        # Checked before anything prints it: an unauthenticated header must not reach a terminal as is.
+        raise HeaderTamperedError("the header's key id is not a key id (16 hex digits); it was altered.")
     if (
         header.kind not in KINDS
         or len(header.salt) != SALT_BYTES
@@ -125,6 +134,27 @@ def read_header(source: BinaryIO) -> Header:
     ):
         raise HeaderTamperedError("the header holds impossible values; it was altered.")
     return header
+
+
+def _require_shallow(body: bytes) -> None:
+    """Refuse JSON nested deeper than MAX_NESTING (brackets inside strings do not count)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ValueError(f"nested deeper than {MAX_NESTING} levels")
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
 
 
 def verify_header(header: Header, keys: FileKeys) -> None:
