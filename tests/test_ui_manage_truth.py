@@ -78,6 +78,17 @@ def workers(tmp_path, settings):
     paused.stop()
 
 
+def click(element_id: str):
+    """A wait condition that clicks the element: the rows are swapped in place by the page's polling, so
+    an element found may be gone by the click; the wait then finds it again."""
+
+    def clicked(browser) -> bool:
+        browser.find_element(By.ID, element_id).click()
+        return True
+
+    return clicked
+
+
 def visible_actions_overflow(browser) -> list[str]:
     """The Manage tab's action controls that do not fit the window's width."""
     return browser.execute_script(
@@ -147,7 +158,7 @@ def test_the_manage_tab_tells_the_truth_in_the_browser(
     slow = wait.until(lambda b: Archive.objects.filter(fractal=small).first())
     wait.until(lambda b: Archive.objects.get(pk=slow.pk).progress_rows > 0)
     settings.CELERY_TASK_DEFAULT_QUEUE = workers["main"]
-    wait.until(lambda b: b.find_elements(By.ID, f"cancel-{slow.id}")).pop().click()
+    wait.until(click(f"cancel-{slow.id}"))
     clicked = time.monotonic()
     wait.until(lambda b: "Cancelling…" in archive_rows(b))
     assert time.monotonic() - clicked < 2.5  # within one poll
@@ -193,12 +204,15 @@ def test_the_manage_tab_tells_the_truth_in_the_browser(
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     browser.get(manage["ui-small"])
-    browser.find_element(By.ID, f"verify-{damaged.id}").click()
+    wait.until(click(f"verify-{damaged.id}"))
     wait.until(lambda b: "Damaged" in archive_rows(b))
-    restore = wait.until(
-        lambda b: b.find_element(By.CSS_SELECTOR, f"#archive-rows tr[data-job='{damaged.id}'] button[disabled]")
+    # Read in one go inside the wait: the rows may be swapped between finding a button and reading it.
+    title = wait.until(
+        lambda b: b.find_element(
+            By.CSS_SELECTOR, f"#archive-rows tr[data-job='{damaged.id}'] button[disabled]"
+        ).get_attribute("title")
     )
-    assert "damaged" in (restore.get_attribute("title") or "").lower()
+    assert "damaged" in title.lower()
     steps.shot("damaged")
 
     # A legal hold: every Delete is disabled, with why, before any click.
@@ -207,8 +221,11 @@ def test_the_manage_tab_tells_the_truth_in_the_browser(
     browser.find_element(By.ID, "hold-reason").send_keys("case 2026-117")
     browser.find_element(By.ID, "set-legal-hold").click()
     wait.until(lambda b: "Legal hold since" in b.find_element(By.ID, "content-main").text)
-    deletes = browser.find_elements(By.CSS_SELECTOR, "#archive-rows button.deletelink")
-    assert deletes and all(not d.is_enabled() and "legal hold" in d.get_attribute("title") for d in deletes)
+    deletes = "#archive-rows .deletelink"
+    states = wait.until(
+        lambda b: [(d.is_enabled(), d.get_attribute("title")) for d in b.find_elements(By.CSS_SELECTOR, deletes)]
+    )
+    assert all(not enabled and "legal hold" in title for enabled, title in states), states
     steps.shot("legal-hold-delete-disabled")
 
     # 1024 × 768: every action on screen.
