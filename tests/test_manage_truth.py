@@ -132,7 +132,8 @@ def test_the_next_scheduled_archive_is_never_in_the_past_and_a_deleted_one_is_no
     now = datetime.now(UTC)
     assert next_due(fractal, now) >= now  # due now: the next scan, not a time already past
     [made] = scan_schedules(now)
-    services.run_archive(made.id)
+    services.run_archive(made.id)  # here, unless the session's worker took it: then wait for it
+    wait_until(lambda: Archive.objects.get(pk=made.pk).status == Archive.Status.COMPLETED, 60, 0.1, "the archive")
     assert next_due(fractal, now) >= (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
     made.refresh_from_db()
