@@ -16,13 +16,9 @@ def job_queue() -> str:
 
 
 def search_queue() -> str:
-    """Searches: a queue of their own, so that many of them never hold an archive back."""
+    """Searches: a queue of their own, so that many of them never hold an archive back. (The third queue,
+    maintenance, is named in settings.CELERY_BEAT_SCHEDULE: only beat sends to it.)"""
     return f"{settings.CELERY_TASK_DEFAULT_QUEUE}.searches"
-
-
-def maintenance_queue() -> str:
-    """The periodic work beat sends (settings.CELERY_BEAT_SCHEDULE)."""
-    return f"{settings.CELERY_TASK_DEFAULT_QUEUE}.maintenance"
 
 
 def enqueue_after_commit(task_name: str, job_id, fractal_name: str) -> None:

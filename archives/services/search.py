@@ -97,7 +97,7 @@ class FilterSample:
 def sample_filter(archive: Archive, options: RestoreOptions, rows: int = SAMPLE_ROWS) -> FilterSample:
     """Read up to ``rows`` rows of the time range, spread over up to SAMPLE_DAYS of its days when the
     archive is indexed by day (the first rows of each), and count those the filter keeps."""
-    in_range = RestoreOptions(options.start, options.end)
+    in_range = options.range_only()
     sampled = matched = 0
     with open_archive(archive) as stored:
         stored.aim(in_range)
