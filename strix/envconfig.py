@@ -5,6 +5,7 @@ Every knob of Strix Data Protection is read here so that a bad value fails at st
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -155,6 +156,32 @@ def clickhouse_from_env() -> dict:
         "user": unquote(parsed.username or "default"),
         "password": unquote(parsed.password or ""),
         "secure": parsed.scheme == "clickhouses",
+    }
+
+
+def clickhouse_cluster_from_env() -> dict:
+    """The ClickHouse cluster settings: its name (empty: one server) and how its tables are named.
+
+    ``STRIX_CLICKHOUSE_HTTP_PORTS`` (``host:tcp_port=http_port,…``) is only needed when cluster nodes
+    serve HTTP on a port other than the URL's ``http_port`` (system.clusters knows only native ports).
+    """
+    name = env_str("STRIX_CLICKHOUSE_CLUSTER", "")
+    if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ImproperlyConfigured(f"STRIX_CLICKHOUSE_CLUSTER must name a cluster of system.clusters, got {name!r}.")
+    http_ports = {}
+    for item in env_list("STRIX_CLICKHOUSE_HTTP_PORTS"):
+        address, _, http_port = item.partition("=")
+        host, _, port = address.rpartition(":")
+        if not (host and port.isdigit() and http_port.isdigit()):
+            raise ImproperlyConfigured(
+                f"STRIX_CLICKHOUSE_HTTP_PORTS takes host:tcp_port=http_port items separated by commas, got {item!r}."
+            )
+        http_ports[(host, int(port))] = int(http_port)
+    return {
+        "name": name,
+        "zookeeper_path": env_str("STRIX_CLICKHOUSE_ZK_PATH", "/clickhouse/tables/{shard}/{database}/{table}"),
+        "replica_name": env_str("STRIX_CLICKHOUSE_REPLICA_NAME", "{replica}"),
+        "http_ports": http_ports,
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from kombu import Queue
 
 from strix.envconfig import (
+    clickhouse_cluster_from_env,
     clickhouse_from_env,
     database_from_env,
     env_bool,
@@ -133,6 +134,8 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # --- Strix: log store -------------------------------------------------------------------------
 STRIX_CLICKHOUSE = clickhouse_from_env()
 STRIX_CLICKHOUSE_DATABASE = env_str("STRIX_CLICKHOUSE_DATABASE", "strix")
+# A replicated or sharded ClickHouse (docs/OPERATIONS.md, "ClickHouse clusters"); empty: one server.
+STRIX_CLICKHOUSE_CLUSTER = clickhouse_cluster_from_env()
 
 # --- Strix: encryption (validated by the strix.E001 system check, not here, so that a bad key is
 # reported in one line instead of a traceback) ------------------------------------------------------

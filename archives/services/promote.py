@@ -14,6 +14,8 @@ by the previous owner finds no table.
 
 from __future__ import annotations
 
+import logging
+
 from django.utils import timezone
 
 from archives.models import RestoreJob
@@ -21,13 +23,21 @@ from archives.services.claims import Claim, require, write_job
 from strix import failpoints, logstore
 from strix.errors import OperatorError
 
+log = logging.getLogger(__name__)
+
 STAGING_PREFIX = "restore_staging_"
+# Fenced deletions sent before a clear that still leaves rows is given up (nothing is attached).
+CLEAR_ATTEMPTS = 3
 CLEARING, ATTACHING, DONE = "clearing", "attaching", "done"
 PENDING, ATTACHING_PART, ATTACHED = "pending", "attaching", "attached"
 
 
 class PromotionUnclear(OperatorError):
     """A partition's state cannot be told from the counts (rows were ingested meanwhile)."""
+
+
+class ClearNotProved(PromotionUnclear):
+    """The target still holds rows after every fenced deletion: nothing is attached on top of them."""
 
 
 def is_committed(job: RestoreJob) -> bool:
@@ -67,10 +77,7 @@ def roll_forward(job: RestoreJob, claim: Claim, progress=None) -> int:
         if job.clear_existing and logstore.count_rows(target, start, end):
             require(claim)
             failpoints.reached("restore.before-clear")
-            if start or end:
-                logstore.delete_window(target, claim.fence, start, end)
-            else:
-                logstore.delete_rows(target, claim.fence)
+            _clear(job, claim, start, end)
         state["phase"] = ATTACHING
         _save(job, claim)
     for partition, step in state["partitions"].items():
@@ -92,6 +99,31 @@ def roll_forward(job: RestoreJob, claim: Claim, progress=None) -> int:
     _save(job, claim)
     report("Attaching")
     return total
+
+
+def _clear(job: RestoreJob, claim: Claim, start, end) -> None:
+    """Delete the target's rows (in the range), and prove them gone before anything is attached.
+
+    A fenced DELETE reported done may have deleted only some parts, or none: ClickHouse evaluates the
+    fence when the mutation runs, part by part and on each replica, so a replica that lacked the fence
+    row (or saw a later owner's) skips them. Attaching on top would duplicate the restored rows. So the
+    rows are counted, and the DELETE sent again while the claim holds; a lost claim stops here."""
+    target = str(job.target_id)
+    for attempt in range(1, CLEAR_ATTEMPTS + 1):
+        if start or end:
+            logstore.delete_window(target, claim.fence, start, end)
+        else:
+            logstore.delete_rows(target, claim.fence)
+        left = logstore.count_rows(target, start, end)
+        if not left:
+            return
+        require(claim)  # not ours any more: our DELETE rightly matched nothing
+        log.warning("restore %s: %s rows of fractal %s left after fenced deletion %d", job.id, left, target, attempt)
+    raise ClearNotProved(
+        f"the existing rows of fractal {job.target.name} could not be proved deleted ({left:,} left after "
+        f"{CLEAR_ATTEMPTS} fenced deletions), so nothing was attached; the restored rows are kept in staging "
+        f"table {job.staging_table}. Check ClickHouse's replicas (docs/OPERATIONS.md), then restore again."
+    )
 
 
 def staging_table_name(job: RestoreJob) -> str:

@@ -88,13 +88,19 @@ def _reap(job, reason: str, blocked: set[str], ended_as: str = "failed") -> bool
         store.delete(job.file_name)  # an unfinished archive's file, should its upload have completed
         finish_job(job, claim, ended_as, error=reason)
         record_event(job.fractal_id, ArchiveEvent.Action.ARCHIVE, ended_as, f"archive {job.short_id}: {reason}")
-    elif not promote.is_committed(job):
+    else:
+        with logstore.serving(str(job.target_id)):  # where the worker kept its staging table
+            _reap_restore(job, claim, reason, blocked, ended_as)
+    return True
+
+
+def _reap_restore(job: RestoreJob, claim: Claim, reason: str, blocked: set[str], ended_as: str) -> None:
+    if not promote.is_committed(job):
         finish_job(job, claim, ended_as, error=reason)
         record_event(job.target_id, ArchiveEvent.Action.RESTORE, ended_as, f"restore {job.short_id}: {reason}")
         _drop_quietly(job.staging_table, blocked)  # the old worker's; if blocked, the next pass retries
     else:
         _finish_promotion(job, claim)
-    return True
 
 
 def end_terminated_job(job, reason: str) -> bool:
@@ -154,6 +160,8 @@ def _drop_orphan_staging_tables(blocked: set[str]) -> None:
         promotion__phase__in=[promote.CLEARING, promote.ATTACHING]
     )
     owned = set(keep.values_list("staging_table", flat=True))
-    for table in logstore.tables_with_prefix(promote.STAGING_PREFIX):
-        if table not in owned:
-            _drop_quietly(table, blocked)
+    for node in logstore.every_shard():  # on a sharded cluster each restore staged on its target's shard
+        with logstore.pinned_to(node):
+            for table in logstore.tables_with_prefix(promote.STAGING_PREFIX):
+                if table not in owned:
+                    _drop_quietly(table, blocked)

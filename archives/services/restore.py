@@ -108,6 +108,12 @@ def run_restore(job_id, on_progress: ProgressCallback | None = None) -> RestoreJ
     if not start_job(RestoreJob, job_id, RestoreJob.Status.RESTORING):
         return RestoreJob.objects.get(pk=job_id)
     job = RestoreJob.objects.select_related("archive", "target").get(pk=job_id)
+    # Staging table, counts, clear and attach on one server: the target's (strix.logstore.cluster).
+    with logstore.serving(str(job.target_id)):
+        return _run(job, on_progress)
+
+
+def _run(job: RestoreJob, on_progress: ProgressCallback | None) -> RestoreJob:
     claim = Claim.of(job)
     keep_staging = False
     try:

@@ -37,6 +37,8 @@ INGEST_MARGIN = timedelta(minutes=10)
 ARCHIVE_BUFFER = timedelta(days=1)
 # Fractals whose deletions share one mutation (and whose claims are held together while it runs).
 DELETION_BATCH = 100
+# Fenced deletions sent for a batch before the rows still there are left to the next run.
+DELETE_ATTEMPTS = 2
 
 
 @dataclass
@@ -46,6 +48,7 @@ class RetentionResult:
     kept_days: list[str] = field(default_factory=list)  # older than the cutoff, but not (fully) archived
     held_days: list[str] = field(default_factory=list)  # older than the cutoff, but restored and held
     legal_hold: bool = False
+    rows_left: int = 0  # rows of the deleted days not proved gone: the next run deletes them
 
 
 def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
@@ -203,14 +206,26 @@ def _decide(plan: _Plan, old_days: dict[str, int], now: datetime, ingested_befor
 
 
 def _delete(plans: list[_Plan]) -> None:
-    """Send the planned deletions, all claims proven still held first, in as few mutations as fit."""
+    """Send the planned deletions, all claims proven still held first, in as few mutations as fit;
+    then prove the rows gone, sending again what a replica skipped (see promote._clear)."""
     deleting = [plan for plan in plans if plan.deletion is not None]
     taken_over = lost([plan.claim for plan in deleting])
     if taken_over:  # a claim lost meanwhile: this batch deletes nothing
         raise ClaimLost(f"the claim on fractal {taken_over[0].fractal_id} (fence {taken_over[0].fence}) was taken over")
-    deletions = [plan.deletion for plan in deleting]
     failpoints.reached("retention.before-delete")
-    logstore.delete_windows(deletions)  # each fractal's share is fenced: a stale one matches no row
+    pending = deleting
+    for attempt in range(DELETE_ATTEMPTS):
+        if attempt and lost([plan.claim for plan in pending]):
+            return  # taken over: our deletion rightly matched nothing (the caller reports nothing)
+        logstore.delete_windows([plan.deletion for plan in pending])  # each fractal's share is fenced
+        for plan in pending:
+            plan.result.rows_left = logstore.rows_left(plan.deletion)
+        pending = [plan for plan in pending if plan.result.rows_left]
+        if not pending:
+            return
+    for plan in pending:
+        log.warning("retention of %s left %d rows of its deleted days; the next run deletes them",
+                    plan.fractal.name, plan.result.rows_left)  # fmt: skip
 
 
 def _report(plan: _Plan) -> RetentionResult:
@@ -236,6 +251,8 @@ def _record(fractal: Fractal, result: RetentionResult) -> None:
         parts.append(f"kept {len(result.kept_days)} day(s) no archive holds: {', '.join(result.kept_days)}")
     if result.held_days:
         parts.append(f"kept {len(result.held_days)} restored day(s) on hold")
+    if result.rows_left:
+        parts.append(f"{result.rows_left:,} row(s) of those days not yet deleted; the next run retries")
     outcome = "kept days" if result.kept_days else "done"
     record_event(fractal.pk, ArchiveEvent.Action.RETENTION, outcome, "; ".join(parts))
 

@@ -7,7 +7,8 @@ between ClickHouse releases live in ``schema.timestamp_type`` and nowhere else.
 
 Modules: ``client`` (execute, errors, bounds) · ``schema`` (the logs table) · ``rows`` (a fractal's rows)
 · ``records``/``inserts`` (NDJSON out/in) · ``staging`` (restore staging tables, promotion) ·
-``fences`` (destructive statements, fenced against stale workers).
+``fences`` (destructive statements, fenced against stale workers) · ``cluster`` (replicated and sharded
+ClickHouse: which server holds a fractal's rows).
 """
 
 # Errors and the connection
@@ -16,22 +17,31 @@ from strix.logstore.client import (
     LogStoreQueryError,
     LogStoreTimeout,
     LogStoreUnavailable,
+    Node,
     bounded,
+    configured_node,
+    current_node,
     execute,
     ping,
+    pinned_to,
     server_address,
     server_version,
 )
 
+# Clusters: which server holds a fractal's rows
+from strix.logstore.cluster import every_shard, serving
+
 # Deleting rows and owning a fractal (fences)
 from strix.logstore.fences import (
     Deletion,
+    FenceNotRecorded,
     current_fence,
     delete_rows,
     delete_window,
     delete_windows,
     record_fence,
     record_fences,
+    rows_left,
     wait_for_mutations,
 )
 
@@ -104,6 +114,14 @@ __all__ = [
     "delete_window",
     "delete_windows",
     "Deletion",
+    "FenceNotRecorded",
+    "Node",
+    "configured_node",
+    "current_node",
+    "every_shard",
+    "pinned_to",
+    "rows_left",
+    "serving",
     "drop_database",
     "drop_staged_duplicates",
     "drop_table",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickhouse_driver import Client
@@ -25,7 +26,11 @@ class LogStoreUnavailable(LogStoreError):
 
 
 class LogStoreQueryError(LogStoreError):
-    """ClickHouse answered with an error."""
+    """ClickHouse answered with an error; ``code`` is ClickHouse's error code when it sent one."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class LogStoreTimeout(LogStoreError):
@@ -55,32 +60,74 @@ def bounded(seconds: float):
         _statement_bound.reset(token)
 
 
-def server_address() -> str:
+@dataclass(frozen=True)
+class Node:
+    """One ClickHouse server: its native and HTTP ports. Credentials are STRIX_CLICKHOUSE_URL's."""
+
+    host: str
+    port: int
+    http_port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+# The server a sequence of statements must reach (a restore's staging table lives on one replica).
+_pinned_node: contextvars.ContextVar[Node | None] = contextvars.ContextVar("pinned_node", default=None)
+
+
+def configured_node() -> Node:
+    """The server STRIX_CLICKHOUSE_URL names."""
     cfg = settings.STRIX_CLICKHOUSE
-    return f"{cfg['host']}:{cfg['port']}"
+    return Node(cfg["host"], cfg["port"], cfg["http_port"])
+
+
+def current_node() -> Node:
+    """The server statements go to: the one :func:`pinned_to` set, else STRIX_CLICKHOUSE_URL's."""
+    return _pinned_node.get() or configured_node()
+
+
+@contextmanager
+def pinned_to(node: Node):
+    """Within this block every statement without a node of its own goes to ``node``."""
+    token = _pinned_node.set(node)
+    try:
+        yield node
+    finally:
+        _pinned_node.reset(token)
+
+
+def server_address(node: Node | None = None) -> str:
+    return str(node or current_node())
 
 
 def database() -> str:
     return settings.STRIX_CLICKHOUSE_DATABASE
 
 
-def connect(database_name: str | None = None) -> Client:
+# Sent with every statement. Replicated tables drop an insert block identical to a recent one
+# (even one whose rows were deleted since): a restore or a fence must never vanish that way.
+SERVER_SETTINGS = {"insert_deduplicate": 0}
+
+
+def connect(database_name: str | None = None, node: Node | None = None) -> Client:
     cfg = settings.STRIX_CLICKHOUSE
+    node = node or current_node()
     return Client(
-        host=cfg["host"],
-        port=cfg["port"],
+        host=node.host,
+        port=node.port,
         user=cfg["user"],
         password=cfg["password"],
         secure=cfg["secure"],
         database=database_name or "default",
         connect_timeout=5,
         send_receive_timeout=_statement_bound.get() or 600,
-        settings={"use_client_time_zone": False},
+        settings={"use_client_time_zone": False, **SERVER_SETTINGS},
     )
 
 
-def translate_error(e: Exception) -> LogStoreError:
-    where = f"ClickHouse at {server_address()}"
+def translate_error(e: Exception, node: Node | None = None) -> LogStoreError:
+    where = f"ClickHouse at {server_address(node)}"
     bound = _statement_bound.get()
     if bound and isinstance(e, (ch_errors.SocketTimeoutError, TimeoutError)):
         return LogStoreTimeout(f"{where} did not answer within {bound:g}s; the statement was left to finish later.")
@@ -91,23 +138,23 @@ def translate_error(e: Exception) -> LogStoreError:
         )
     message = getattr(e, "message", None) or str(e)
     first_line = message.strip().splitlines()[0] if message.strip() else e.__class__.__name__
-    return LogStoreQueryError(f"{where} refused the query: {first_line}")
+    return LogStoreQueryError(f"{where} refused the query: {first_line}", getattr(e, "code", None))
 
 
-def execute(query: str, params: dict | None = None, **kwargs):
+def execute(query: str, params: dict | None = None, node: Node | None = None, **kwargs):
     """Run one statement and return its result; every ClickHouse call goes through here.
 
     Values travel only in ``params`` (``%(name)s`` in the statement), escaped by the driver; statement
     text never holds a value of its own, so nothing in a value can change the statement. A ``dict``
     passed for an INSERT's rows is the driver's business and is not touched.
     """
-    client = connect()
+    client = connect(node=node)
     try:
         return client.execute(query, plain_params(params) if isinstance(params, dict) else params, **kwargs)
     except LogStoreError:
         raise
     except Exception as e:
-        raise translate_error(e) from e
+        raise translate_error(e, node) from e
     finally:
         client.disconnect()
 

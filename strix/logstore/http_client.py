@@ -16,25 +16,41 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
-from strix.logstore.client import LogStoreError, LogStoreQueryError, LogStoreUnavailable, database
+from strix.logstore.client import (
+    SERVER_SETTINGS,
+    LogStoreError,
+    LogStoreQueryError,
+    LogStoreUnavailable,
+    Node,
+    current_node,
+    database,
+)
 
 READ_SIZE = 1 << 20
 
 
-def where() -> str:
-    cfg = settings.STRIX_CLICKHOUSE
-    return f"ClickHouse HTTP at {cfg['host']}:{cfg['http_port']}"
+def where(node: Node | None = None) -> str:
+    node = node or current_node()
+    return f"ClickHouse HTTP at {node.host}:{node.http_port}"
 
 
 def request(
-    method: str, query: str, body=None, on_connect=None, timeout: float = 600, **extra_settings
+    method: str,
+    query: str,
+    body=None,
+    on_connect=None,
+    timeout: float = 600,
+    node: Node | None = None,
+    **extra_settings,
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     cfg = settings.STRIX_CLICKHOUSE
+    node = node or current_node()
     connection_class = http.client.HTTPSConnection if cfg["secure"] else http.client.HTTPConnection
-    connection = connection_class(cfg["host"], cfg["http_port"], timeout=timeout)
+    connection = connection_class(node.host, node.http_port, timeout=timeout)
     if on_connect is not None:
         on_connect(connection)
-    params = urlencode({"query": query, "database": database(), **{k: str(v) for k, v in extra_settings.items()}})
+    server_settings = {name: str(value) for name, value in {**SERVER_SETTINGS, **extra_settings}.items()}
+    params = urlencode({"query": query, "database": database(), **server_settings})
     credentials = base64.b64encode(f"{cfg['user']}:{cfg['password']}".encode()).decode()
     headers = {"Authorization": f"Basic {credentials}"}
     try:
@@ -47,12 +63,12 @@ def request(
     except (TimeoutError, ConnectionError, socket.gaierror) as e:
         connection.close()
         raise LogStoreUnavailable(
-            f"{where()} is unreachable ({e.__class__.__name__}); check that it is running and the http_port in "
+            f"{where(node)} is unreachable ({e.__class__.__name__}); check that it is running and the http_port in "
             "STRIX_CLICKHOUSE_URL."
         ) from e
     except (OSError, http.client.HTTPException) as e:
         connection.close()
-        raise LogStoreError(f"{where()} failed: {e.__class__.__name__}: {e}") from e
+        raise LogStoreError(f"{where(node)} failed: {e.__class__.__name__}: {e}") from e
     except BaseException:
         # The body's own error (a damaged archive): closing the socket makes ClickHouse abandon the
         # half-sent INSERT, so that the staging table can be dropped at once.
@@ -61,7 +77,7 @@ def request(
     if response.status != 200:
         text = response.read(4096).decode("utf-8", "replace").strip().splitlines()
         connection.close()
-        raise LogStoreQueryError(f"{where()} refused the query: {text[0] if text else response.status}")
+        raise LogStoreQueryError(f"{where(node)} refused the query: {text[0] if text else response.status}")
     return connection, response
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from strix.logstore.client import LogStoreError, LogStoreQueryError, database
+from strix.logstore.client import LogStoreError, LogStoreQueryError, Node, current_node, database
 from strix.logstore.http_client import request
 from strix.logstore.schema import RECORD_COLUMNS
 
@@ -45,8 +45,9 @@ class _Aborted(Exception):
 class _Stream:
     """One HTTP INSERT fed from a bounded queue by the caller's thread."""
 
-    def __init__(self, table: str, index: int, failed: threading.Event):
+    def __init__(self, table: str, index: int, failed: threading.Event, node: Node):
         self.table = table
+        self.node = node  # the caller's (a thread does not inherit the caller's pinned server)
         self.queue: queue.Queue = queue.Queue(maxsize=4)
         self.failed = failed
         self.error: BaseException | None = None
@@ -101,7 +102,7 @@ class _Stream:
             # best_effort reads both whole seconds and milliseconds, whichever server wrote the archive.
             connection, response = request(
                 "POST", query, body=self._body(), on_connect=self._connected, timeout=STALL_SECONDS,
-                date_time_input_format="best_effort",
+                node=self.node, date_time_input_format="best_effort",
             )  # fmt: skip
             try:
                 response.read()
@@ -179,7 +180,8 @@ def insert_records(
     line. What was inserted before a failure stays in ``table``, which the caller drops.
     """
     failed = threading.Event()
-    pool = [_Stream(table, i, failed) for i in range(max(streams, 1))]
+    node = current_node()
+    pool = [_Stream(table, i, failed, node) for i in range(max(streams, 1))]
     line = 1
     try:
         for index, (piece, rows) in enumerate(_line_pieces(blocks, rows_counted)):

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+from strix.logstore import cluster
 from strix.logstore.client import LogStoreError, LogStoreQueryError, bind, database, server_address
 from strix.logstore.http_client import READ_SIZE, dechunk, request, where
-from strix.logstore.schema import LOGS_TABLE, RECORD_COLUMNS
+from strix.logstore.schema import RECORD_COLUMNS
 
 
 def stream_records(
     fractal_id: str, start: datetime | None, end: datetime | None, block_size: int = READ_SIZE
 ) -> Iterator[bytes]:
     """A fractal's rows in ``[start, end)`` as archive records (NDJSON, ClickHouse's JSONEachRow), by time.
+
+    On a sharded cluster the rows are read on the fractal's own shard: the same bytes the Distributed
+    ``logs`` would return, without depending on the other shards being up.
 
     Blocks end on a line boundary. A server error after the response began is appended to the body
     as text by ClickHouse; it is detected here and raised.
@@ -26,10 +30,11 @@ def stream_records(
         conditions.append("timestamp < %(end)s")
         params["end"] = end
     query = (
-        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{cluster.data_table()} "
         f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
     )
-    connection, response = request("GET", bind(query, params))
+    node = cluster.owner_node(fractal_id)
+    connection, response = request("GET", bind(query, params), node=node)
     carry = b""
     try:
         for data in dechunk(response):
@@ -40,7 +45,7 @@ def stream_records(
                 _check_last_line(data)
                 yield data
     except OSError as e:
-        raise LogStoreError(f"{where()} broke off the row stream: {e.__class__.__name__}: {e}") from e
+        raise LogStoreError(f"{where(node)} broke off the row stream: {e.__class__.__name__}: {e}") from e
     finally:
         connection.close()
     if carry:

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from strix.logstore.client import connect, database, execute, plain_params, server_version, translate_error, utc
+from strix.logstore import cluster
+from strix.logstore.client import (
+    configured_node,
+    connect,
+    database,
+    execute,
+    plain_params,
+    server_version,
+    translate_error,
+    utc,
+)
 from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, timestamp_resolution
 
 
 def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
-    """Insert ``(timestamp, log_id, raw_log, fields, ingest_timestamp)`` tuples into a fractal."""
+    """Insert ``(timestamp, log_id, raw_log, fields, ingest_timestamp)`` tuples into a fractal, as
+    Strix's ingest does: into ``logs`` (on a sharded cluster the Distributed table, which sends them to
+    the fractal's shard before it answers)."""
     batch = [(fractal_id, *row) for row in rows]
     if not batch:
         return 0
-    execute(f"INSERT INTO {database()}.{LOGS_TABLE} ({', '.join(LOG_COLUMNS)}) VALUES", batch)
+    statement = f"INSERT INTO {database()}.{LOGS_TABLE} ({', '.join(LOG_COLUMNS)}) VALUES"
+    if cluster.sharded():
+        execute(statement, batch, node=configured_node(), settings={"insert_distributed_sync": 1})
+    else:
+        execute(statement, batch, node=cluster.owner_node(fractal_id))
     return len(batch)
+
+
+def _logs() -> str:
+    """The table holding fractals' rows on the server that owns them (see strix.logstore.cluster)."""
+    return f"{database()}.{cluster.data_table()}"
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict]:
@@ -31,8 +53,8 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict]:
 
 def count_rows(fractal_id: str, start: datetime | None = None, end: datetime | None = None) -> int:
     where, params = _window(start, end)
-    query = f"SELECT count() FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s{where}"
-    return execute(query, {"fid": fractal_id, **params})[0][0]
+    query = f"SELECT count() FROM {_logs()} WHERE fractal_id = %(fid)s{where}"
+    return execute(query, {"fid": fractal_id, **params}, node=cluster.owner_node(fractal_id))[0][0]
 
 
 def stream_rows(
@@ -43,17 +65,15 @@ def stream_rows(
 ) -> Iterator[tuple]:
     """Yield a fractal's rows as ``RECORD_COLUMNS`` tuples, ordered by time, block by block."""
     where, params = _window(start, end)
-    query = (
-        f"SELECT {', '.join(RECORD_COLUMNS)} FROM {database()}.{LOGS_TABLE} "
-        f"WHERE fractal_id = %(fid)s{where} ORDER BY timestamp"
-    )
-    client = connect()
+    query = f"SELECT {', '.join(RECORD_COLUMNS)} FROM {_logs()} WHERE fractal_id = %(fid)s{where} ORDER BY timestamp"
+    node = cluster.owner_node(fractal_id)
+    client = connect(node=node)
     try:
         yield from client.execute_iter(
             query, plain_params({"fid": fractal_id, **params}), settings={"max_block_size": block_size}
         )
     except Exception as e:
-        raise translate_error(e) from e
+        raise translate_error(e, node) from e
     finally:
         client.disconnect()
 
@@ -63,11 +83,8 @@ def fractal_span(
 ) -> tuple[int, datetime | None, datetime | None]:
     """(row count, first timestamp, last timestamp) of a fractal's rows in ``[start, end)``."""
     where, params = _window(start, end)
-    query = (
-        f"SELECT count(), min(timestamp), max(timestamp) FROM {database()}.{LOGS_TABLE} "
-        f"WHERE fractal_id = %(fid)s{where}"
-    )
-    count, first, last = execute(query, {"fid": fractal_id, **params})[0]
+    query = f"SELECT count(), min(timestamp), max(timestamp) FROM {_logs()} WHERE fractal_id = %(fid)s{where}"
+    count, first, last = execute(query, {"fid": fractal_id, **params}, node=cluster.owner_node(fractal_id))[0]
     return (count, utc(first), utc(last)) if count else (0, None, None)
 
 
@@ -103,9 +120,10 @@ def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[in
     """(rows, order-independent sum of row hashes) of a fractal's rows in ``[start, end)``."""
     query = (
         "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
-        f"FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+        f"FROM {_logs()} WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s"
     )
-    count, total = execute(query, {"fid": fractal_id, "start": start, "end": end})[0]
+    params = {"fid": fractal_id, "start": start, "end": end}
+    count, total = execute(query, params, node=cluster.owner_node(fractal_id))[0]
     return int(count), int(total or 0)
 
 
@@ -118,29 +136,32 @@ def day_figures(
     total = "sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp))" if checksums else "0"
     lower = "AND timestamp >= %(since)s" if since is not None else ""
     query = (
-        f"SELECT toString(toDate(timestamp, 'UTC')) AS day, count(), {total} FROM {database()}.{LOGS_TABLE} "
+        f"SELECT toString(toDate(timestamp, 'UTC')) AS day, count(), {total} FROM {_logs()} "
         f"WHERE fractal_id = %(fid)s AND timestamp < %(before)s {lower} GROUP BY day"
     )
-    rows = execute(query, {"fid": fractal_id, "before": before, "since": since})
+    params = {"fid": fractal_id, "before": before, "since": since}
+    rows = execute(query, params, node=cluster.owner_node(fractal_id))
     return {day: (int(count), int(hashes or 0)) for day, count, hashes in rows}
 
 
 def days_before(cutoffs: dict[str, datetime]) -> dict[str, dict[str, int]]:
     """For many fractals at once, each fractal's rows per UTC day ``YYYY-MM-DD`` before its own cutoff,
     in one grouped statement that reads the timestamp column only (a retention batch's first look)."""
-    if not cutoffs:
-        return {}
-    conditions, params = [], {}
-    for index, (fractal_id, cutoff) in enumerate(cutoffs.items()):
-        conditions.append(f"(fractal_id = %(fid{index})s AND timestamp < %(cutoff{index})s)")
-        params.update({f"fid{index}": fractal_id, f"cutoff{index}": cutoff})
-    query = (
-        f"SELECT fractal_id, toString(toDate(timestamp, 'UTC')) AS day, count() FROM {database()}.{LOGS_TABLE} "
-        f"WHERE {' OR '.join(conditions)} GROUP BY fractal_id, day"
-    )
     days: dict[str, dict[str, int]] = {fractal_id: {} for fractal_id in cutoffs}
-    for fractal_id, day, count in execute(query, params):
-        days[fractal_id][day] = int(count)
+    by_node = defaultdict(dict)  # on a sharded cluster each shard answers for its own fractals
+    for fractal_id, cutoff in cutoffs.items():
+        by_node[cluster.owner_node(fractal_id)][fractal_id] = cutoff
+    for node, on_node in by_node.items():
+        conditions, params = [], {}
+        for index, (fractal_id, cutoff) in enumerate(on_node.items()):
+            conditions.append(f"(fractal_id = %(fid{index})s AND timestamp < %(cutoff{index})s)")
+            params.update({f"fid{index}": fractal_id, f"cutoff{index}": cutoff})
+        query = (
+            f"SELECT fractal_id, toString(toDate(timestamp, 'UTC')) AS day, count() FROM {_logs()} "
+            f"WHERE {' OR '.join(conditions)} GROUP BY fractal_id, day"
+        )
+        for fractal_id, day, count in execute(query, params, node=node):
+            days[fractal_id][day] = int(count)
     return days
 
 
@@ -148,6 +169,6 @@ def fractal_checksum(fractal_id: str) -> tuple[int, int]:
     """(row count, order-independent hash of every row) to prove a fractal unchanged."""
     query = (
         "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
-        f"FROM {database()}.{LOGS_TABLE} WHERE fractal_id = %(fid)s"
+        f"FROM {_logs()} WHERE fractal_id = %(fid)s"
     )
-    return tuple(execute(query, {"fid": fractal_id})[0])
+    return tuple(execute(query, {"fid": fractal_id}, node=cluster.owner_node(fractal_id))[0])

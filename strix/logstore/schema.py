@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from strix.logstore.client import database, execute, server_version
+from django.conf import settings
+
+from strix.logstore import cluster
+from strix.logstore.client import LogStoreError, configured_node, database, execute, server_version
 
 LOGS_TABLE = "logs"
 LOG_COLUMNS = ("fractal_id", "timestamp", "log_id", "raw_log", "fields", "ingest_timestamp")
@@ -27,30 +30,87 @@ def timestamp_type(version: tuple[int, ...]) -> str:
     return "DateTime64(3, 'UTC')" if has_datetime64(version) else "DateTime('UTC')"
 
 
-def logs_table_ddl(table: str, version: tuple[int, ...], staging: bool = False) -> str:
+def logs_table_ddl(table: str, version: tuple[int, ...], staging: bool = False, replicated: bool = False) -> str:
     """DDL of the ``logs`` table, or of a staging table of the same shape for one fractal, whose id
-    the statement takes as its ``%(fractal_id)s`` parameter."""
+    the statement takes as its ``%(fractal_id)s`` parameter. ``replicated``: created on every server
+    of the cluster, as a ReplicatedMergeTree on the parameters of :func:`replication_params`."""
     ts = timestamp_type(version)
     fractal = "fractal_id String"
     if staging:
         # Archive records carry no fractal_id: a staging table computes it, so that its parts are
         # interchangeable with those of ``logs`` (ATTACH PARTITION … FROM compares names and types).
         fractal += " MATERIALIZED %(fractal_id)s"
+    engine = "ReplicatedMergeTree(%(zookeeper_path)s, %(replica_name)s)" if replicated else "MergeTree"
+    where = cluster.on_cluster() if replicated else ""
     return (
-        f"CREATE TABLE IF NOT EXISTS {table} ({fractal}, timestamp {ts}, log_id String, "
+        f"CREATE TABLE IF NOT EXISTS {table}{where} ({fractal}, timestamp {ts}, log_id String, "
         f"raw_log String, fields String, ingest_timestamp {ts}) "
-        "ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY (fractal_id, timestamp)"
+        f"ENGINE = {engine} PARTITION BY toYYYYMM(timestamp) ORDER BY (fractal_id, timestamp)"
     )
 
 
+def replication_params(table: str) -> dict:
+    """A replicated table's ZooKeeper path and replica name. The database and table are written into
+    the path literally: a path that kept ClickHouse's {database}/{table} macros stopped a server from
+    starting after a RENAME. {shard} and {replica} stay macros, each server filling in its own."""
+    config = settings.STRIX_CLICKHOUSE_CLUSTER
+    path = config["zookeeper_path"].replace("{database}", database()).replace("{table}", table)
+    return {"zookeeper_path": path, "replica_name": config["replica_name"]}
+
+
 def ensure_schema() -> None:
-    """Create the database and the ``logs`` table if missing, with types for this server."""
-    execute(f"CREATE DATABASE IF NOT EXISTS {database()}")
-    execute(logs_table_ddl(f"{database()}.{LOGS_TABLE}", server_version()))
+    """Create the database and the tables if missing, with types for this server: on one server, or on
+    every server of STRIX_CLICKHOUSE_CLUSTER (see strix.logstore.cluster for the layouts)."""
+    execute(f"CREATE DATABASE IF NOT EXISTS {database()}{cluster.on_cluster()}", node=configured_node())
+    version = server_version()
+    if not cluster.replicated():
+        execute(logs_table_ddl(f"{database()}.{LOGS_TABLE}", version))
+    else:
+        data = cluster.data_table()
+        ddl = logs_table_ddl(f"{database()}.{data}", version, replicated=True)
+        execute(ddl, replication_params(data), node=configured_node())
+        if cluster.sharded():
+            execute(
+                f"CREATE TABLE IF NOT EXISTS {database()}.{LOGS_TABLE}{cluster.on_cluster()} AS {database()}.{data} "
+                f"ENGINE = Distributed({cluster.cluster_name()}, {database()}, {data}, cityHash64(fractal_id))",
+                node=configured_node(),
+            )
+        require_cluster_layout()
+    from strix.logstore.fences import ensure_fence_table
+
+    ensure_fence_table()
+
+
+def table_engines() -> dict[str, str]:
+    """Each table of the database and its full engine clause, on STRIX_CLICKHOUSE_URL's server."""
+    query = "SELECT name, engine_full FROM system.tables WHERE database = %(db)s"
+    return dict(execute(query, {"db": database()}, node=configured_node()))
+
+
+def require_cluster_layout() -> None:
+    """Refuse tables that would make fencing or per-fractal work unsafe on the cluster: a data table
+    that does not replicate, or a Distributed ``logs`` that spreads a fractal over several shards."""
+    engines = table_engines()
+    data = cluster.data_table()
+    where = f"ClickHouse at {configured_node()}"
+    if not engines.get(data, "").startswith("Replicated"):
+        raise LogStoreError(
+            f"STRIX_CLICKHOUSE_CLUSTER={cluster.cluster_name()}, but {database()}.{data} on {where} is "
+            f"{engines.get(data, 'missing').split('(')[0] or 'missing'}, not a ReplicatedMergeTree: a fenced deletion "
+            "could be lost on a replica. Recreate it ON CLUSTER as docs/OPERATIONS.md shows, or unset the cluster."
+        )
+    if cluster.sharded():
+        distributed = engines.get(LOGS_TABLE, "").replace(" ", "")
+        if not (distributed.startswith("Distributed(") and distributed.endswith(",cityHash64(fractal_id))")):
+            raise LogStoreError(
+                f"{database()}.{LOGS_TABLE} on {where} must be Distributed({cluster.cluster_name()}, {database()}, "
+                f"{data}, cityHash64(fractal_id)) so that each fractal lives on one shard; it is "
+                f"{engines.get(LOGS_TABLE, 'missing')[:200]}."
+            )
 
 
 def drop_database(name: str) -> None:
-    execute(f"DROP DATABASE IF EXISTS {name}")
+    execute(f"DROP DATABASE IF EXISTS {name}{cluster.on_cluster()}", node=configured_node())
 
 
 def drop_table(table: str) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from strix.logstore import cluster
 from strix.logstore.client import database, execute, server_version
 from strix.logstore.fences import wait_for_mutations
-from strix.logstore.schema import LOGS_TABLE, logs_table_ddl
+from strix.logstore.schema import logs_table_ddl
+
+# A restore's staging table is a plain local table on the server the restore is pinned to
+# (cluster.serving): ATTACH PARTITION … FROM replicates the attached parts to the other replicas.
 
 
 def create_staging_table(name: str, fractal_id: str) -> None:
@@ -24,10 +28,10 @@ def staged_partitions(table: str) -> dict[int, int]:
 
 def fractal_partition_rows(fractal_id: str, partition: int) -> int:
     query = (
-        f"SELECT count() FROM {database()}.{LOGS_TABLE} "
+        f"SELECT count() FROM {database()}.{cluster.data_table()} "
         "WHERE fractal_id = %(fid)s AND toYYYYMM(timestamp) = %(partition)s"
     )
-    return execute(query, {"fid": fractal_id, "partition": partition})[0][0]
+    return execute(query, {"fid": fractal_id, "partition": partition}, node=cluster.owner_node(fractal_id))[0][0]
 
 
 def drop_staged_duplicates(staging: str, fractal_id: str, start, end, timeout: float = 3600) -> None:
@@ -37,8 +41,9 @@ def drop_staged_duplicates(staging: str, fractal_id: str, start, end, timeout: f
     """
     if start is None:
         return
+    logs = f"{database()}.{cluster.data_table()}"
     execute(
-        f"ALTER TABLE {database()}.{staging} DELETE WHERE log_id IN (SELECT log_id FROM {database()}.{LOGS_TABLE} "
+        f"ALTER TABLE {database()}.{staging} DELETE WHERE log_id IN (SELECT log_id FROM {logs} "
         "WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp <= %(end)s)",
         {"fid": fractal_id, "start": start, "end": end},
     )
@@ -68,4 +73,5 @@ def attach_partition(staging: str, partition: int) -> None:
     ``ATTACH PARTITION … FROM`` hard-links the staged parts instead of copying rows (ClickHouse 18.16
     and current releases alike), so promotion costs next to nothing whatever the archive's size.
     """
-    execute(f"ALTER TABLE {database()}.{LOGS_TABLE} ATTACH PARTITION {int(partition)} FROM {database()}.{staging}")
+    target = f"{database()}.{cluster.data_table()}"
+    execute(f"ALTER TABLE {target} ATTACH PARTITION {int(partition)} FROM {database()}.{staging}")
