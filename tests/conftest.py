@@ -196,3 +196,13 @@ def browser():
     driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_cluster(tmp_path_factory):
+    """ZooKeeper and two more ClickHouse servers (scripts/cluster.sh), for the whole session."""
+    from tests.clickhouse_cluster import Cluster
+
+    cluster = Cluster.start(tmp_path_factory.mktemp("chcluster") / "cluster")
+    yield cluster
+    cluster.stop()

@@ -51,7 +51,7 @@ def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enq
 
 def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Archive:
     """Do the work of a pending archive (in a worker). The record says how it ended."""
-    if not start_job(Archive, archive_id, Archive.Status.ARCHIVING):
+    if not start_job(Archive, archive_id, Archive.Status.ARCHIVING, deletes_rows=False):
         return Archive.objects.get(pk=archive_id)
     archive = Archive.objects.select_related("fractal").get(pk=archive_id)
     claim = Claim.of(archive)

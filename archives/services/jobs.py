@@ -6,6 +6,7 @@ changes nothing, however late it wakes up.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,18 +19,36 @@ from archives.services.claims import Claim, ClaimLost, release_claim, write_job
 from archives.services.errors import JobCancelled
 from strix import locks, logstore
 
+log = logging.getLogger(__name__)
+
 ProgressCallback = Callable[[int, int | None], None]
 
 
-def start_job(model, job_id, running_status) -> bool:
-    """Move a pending job to running; False if it is not pending (already run, reaped or redelivered).
+def start_job(model, job_id, running_status, deletes_rows: bool = True) -> bool:
+    """Move a pending job to running; False if it is not pending (already run, reaped or redelivered),
+    or if it could not own its fractal in ClickHouse (the job is then Failed, saying why).
 
     The job's fence is recorded in ClickHouse first: from then on, no earlier owner's DELETE can match.
+    A job that deletes nothing (an archive) goes on without it: every earlier owner's fence was
+    superseded when its claim was taken over or released, and an archive only reads.
     """
     job = model.objects.filter(pk=job_id, status=model.Status.PENDING).first()
     if job is None:
         return False
-    logstore.record_fence(str(Claim.of(job).fractal_id), job.fence)
+    claim = Claim.of(job)
+    try:
+        logstore.record_fence(claim.fractal_id, job.fence)
+    except logstore.LogStoreError as e:
+        if not deletes_rows:
+            log.warning("%s %s goes on without its fence in ClickHouse: %s", model.__name__, job.pk, e)
+        else:
+            log.warning("%s %s failed: its fence was not recorded: %s", model.__name__, job.pk, e)
+            try:
+                error = f"the fractal could not be claimed in ClickHouse: {e}"
+                finish_job(job, claim, model.Status.FAILED, error=error)
+            except ClaimLost:
+                pass  # taken over meanwhile: the record is the new owner's
+            return False
     now = timezone.now()
     return bool(
         model.objects.filter(pk=job_id, status=model.Status.PENDING, fence=job.fence).update(
