@@ -112,7 +112,9 @@ def test_a_cluster_with_unreplicated_tables_is_refused_with_a_clear_message(clic
 def plant_fence(fractal, fence):
     """What a replica that saw another owner's fence would evaluate: a higher fence for the fractal."""
     logstore.execute(
-        f"INSERT INTO {logstore.database()}.claim_fences (fractal_id, fence) VALUES", [(str(fractal.id), fence)]
+        f"INSERT INTO {logstore.database()}.claim_fences (fractal_id, fence) VALUES",
+        [(str(fractal.id), fence)],
+        node=cluster.owner_node(str(fractal.id)),  # the fractal's shard keeps its fences
     )
 
 
@@ -277,3 +279,39 @@ def test_zookeeper_stopped_for_ten_seconds_fails_the_restore_truthfully_and_noth
         assert job.status == RestoreJob.Status.COMPLETED, job.error
         assert checksum(target) == checksum(source)
         assert Archive.objects.get(pk=archive.pk).status == Archive.Status.COMPLETED
+
+
+@pytest.mark.parametrize("failpoint", ["restore.before-clear", "restore.before-attach#2"])
+def test_a_stale_restore_worker_writes_nothing_when_it_wakes_on_the_replicated_cluster(
+    clickhouse_cluster, failpoint_worker, admin, make_fractal, seed_rows, failpoint
+):
+    """The single server's stale-worker test, unchanged, with every ClickHouse statement (the worker's,
+    the reaper's, the second restore's) on the replicated cluster; then both replicas agree."""
+    from tests import test_stale_workers
+
+    with clickhouse_cluster.layout("repl"):  # worker subprocesses inherit the layout's environment
+        test_stale_workers.test_a_restore_worker_paused_past_its_claim_writes_nothing_when_it_wakes(
+            failpoint_worker, admin, make_fractal, seed_rows, failpoint
+        )
+        _replicas_agree(clickhouse_cluster)
+
+
+def test_a_stale_retention_run_deletes_nothing_once_taken_over_on_the_replicated_cluster(
+    clickhouse_cluster, failpoint_worker, make_fractal
+):
+    from tests import test_stale_workers
+
+    with clickhouse_cluster.layout("repl"):
+        test_stale_workers.test_a_retention_run_frozen_before_its_batch_deletion_deletes_nothing_once_taken_over(
+            failpoint_worker, make_fractal
+        )
+        _replicas_agree(clickhouse_cluster)
+
+
+def _replicas_agree(clickhouse_cluster):
+    table = f"{logstore.database()}.logs"
+    query = f"SELECT fractal_id, count(), sum(cityHash64(timestamp, log_id, raw_log)) FROM {table} GROUP BY fractal_id"
+    clickhouse_cluster.sync(clickhouse_cluster.ch2)
+    assert sorted(logstore.execute(query, node=clickhouse_cluster.ch1)) == sorted(
+        logstore.execute(query, node=clickhouse_cluster.ch2)
+    )
