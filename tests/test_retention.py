@@ -111,7 +111,9 @@ def _submitted_deletions(monkeypatch) -> list[list[str]]:
     submitted = []
     submit = fences._submit_delete
     monkeypatch.setattr(
-        fences, "_submit_delete", lambda conditions, params: submitted.append(conditions) or submit(conditions, params)
+        fences,
+        "_submit_delete",
+        lambda table, conditions, params: submitted.append(conditions) or submit(table, conditions, params),
     )
     return submitted
 

@@ -148,9 +148,11 @@ def execute(query: str, params: dict | None = None, node: Node | None = None, **
     text never holds a value of its own, so nothing in a value can change the statement. A ``dict``
     passed for an INSERT's rows is the driver's business and is not touched.
     """
+    if isinstance(params, dict):
+        params = plain_params(params, node)
     client = connect(node=node)
     try:
-        return client.execute(query, plain_params(params) if isinstance(params, dict) else params, **kwargs)
+        return client.execute(query, params, **kwargs)
     except LogStoreError:
         raise
     except Exception as e:
@@ -159,11 +161,11 @@ def execute(query: str, params: dict | None = None, node: Node | None = None, **
         client.disconnect()
 
 
-def server_version() -> tuple[int, ...]:
+def server_version(node: Node | None = None) -> tuple[int, ...]:
     """The server's version, asked once per process and server address."""
-    address = server_address()
+    address = server_address(node)
     if address not in _versions:
-        (version,) = execute("SELECT version()")[0]
+        (version,) = execute("SELECT version()", node=node)[0]
         _versions[address] = tuple(int(part) for part in version.split(".") if part.isdigit())
     return _versions[address]
 
@@ -180,23 +182,33 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utc_text(value: datetime) -> str:
-    """A timestamp as ClickHouse reads it for a ``DateTime('UTC')`` column: whole seconds, in UTC.
+def utc_text(value: datetime, milliseconds: bool = False) -> str:
+    """A timestamp as ClickHouse reads it for a ``DateTime('UTC')`` or ``DateTime64(3, 'UTC')`` column,
+    in UTC: whole seconds, and with ``milliseconds`` its milliseconds when it has some.
 
+    Servers before 20.1 refuse a fraction; later ones keep it, so that a DateTime64 bound of
+    12:00:00.457 does not become 12:00:00 (a DateTime column still compares in whole seconds).
     Passed as text, so that neither the driver nor the server converts it to their own time zone."""
-    return f"{utc(value):%Y-%m-%d %H:%M:%S}"
+    value = utc(value)
+    text = f"{value:%Y-%m-%d %H:%M:%S}"
+    return f"{text}.{value.microsecond // 1000:03d}" if milliseconds and value.microsecond >= 1000 else text
 
 
-def plain_params(params: dict | None) -> dict | None:
-    """Parameters as the statement reads them: timestamps as UTC text (see :func:`utc_text`)."""
+def plain_params(params: dict | None, node: Node | None = None) -> dict | None:
+    """Parameters as the statement reads them on ``node``: timestamps as UTC text (see :func:`utc_text`)."""
     if not params:
         return params
-    return {name: utc_text(value) if isinstance(value, datetime) else value for name, value in params.items()}
+    if not any(isinstance(value, datetime) for value in params.values()):
+        return params
+    milliseconds = server_version(node) >= (20, 1)  # DateTime64 (see schema.has_datetime64)
+    return {
+        name: utc_text(value, milliseconds) if isinstance(value, datetime) else value for name, value in params.items()
+    }
 
 
-def bind(query: str, params: dict | None = None) -> str:
+def bind(query: str, params: dict | None = None, node: Node | None = None) -> str:
     """The statement with its ``%(name)s`` parameters substituted as escaped literals, as the native
     driver does it: for the HTTP interface, where ClickHouse 18.16 takes no query parameters."""
     if not params:
         return query
-    return query % {name: escape_param(value, None) for name, value in plain_params(params).items()}
+    return query % {name: escape_param(value, None) for name, value in plain_params(params, node).items()}

@@ -28,9 +28,10 @@ from strix.logstore.client import (
     execute,
     pinned_to,
     server_address,
+    server_version,
     statement_bound,
 )
-from strix.logstore.schema import replication_params
+from strix.logstore.schema import mutation_settings, replication_params
 
 FENCES_TABLE = "claim_fences"
 # A fence reaches every replica within this many milliseconds, or the claim is not taken.
@@ -217,7 +218,8 @@ def _delete_on_current_node(deletions: list[Deletion], timeout: float) -> int:
 
 
 def _submit_delete(table: str, conditions: list[str], params: dict) -> None:
-    execute(f"ALTER TABLE {database()}.{table} DELETE WHERE {' OR '.join(conditions)}", params)
+    statement = f"ALTER TABLE {database()}.{table} DELETE WHERE {' OR '.join(conditions)}"
+    execute(statement, params, settings=mutation_settings(server_version()))
 
 
 def delete_window(

@@ -18,9 +18,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from strix.logstore.client import LogStoreError, LogStoreQueryError, Node, current_node, database
+from strix.logstore.client import LogStoreError, LogStoreQueryError, Node, current_node, database, execute
 from strix.logstore.http_client import request
-from strix.logstore.schema import RECORD_COLUMNS
+from strix.logstore.schema import RECORD_COLUMNS, holds_milliseconds
 
 POLL_SECONDS = 0.5
 # A stream that accepts nothing for this long is broken off: ClickHouse stopped reading.
@@ -36,6 +36,31 @@ class RecordRejected(LogStoreQueryError):
     def __init__(self, line: int, reason: str):
         super().__init__(f"record on line {line} was rejected: {reason}")
         self.line = line
+
+
+class PrecisionLost(LogStoreQueryError):
+    """A record's timestamp has milliseconds the target table (whole seconds) would silently drop."""
+
+
+# A timestamp with a fraction that is not all zeros ("…12:00:00.123"): a DateTime column drops it.
+_FRACTION = re.compile(rb'timestamp":"[^"]{19}\.[0-9]*[1-9]')
+
+
+def _refuse_fractions(pieces: Iterator[tuple[tuple, int]], table: str, type_name: str):
+    """Pass the pieces on; raise :class:`PrecisionLost` at the first timestamp with milliseconds."""
+    line = 1
+    for piece, rows in pieces:
+        for buffer in piece:
+            match = _FRACTION.search(buffer)
+            if match:
+                found = bytes(buffer[match.start() : match.end() + 4]).decode("utf-8", "replace")
+                raise PrecisionLost(
+                    f"the records hold millisecond timestamps (near line {line}: {found}…), but {table} stores "
+                    f"{type_name}, whole seconds: restoring would change them. Restore into a Strix whose "
+                    "ClickHouse is 20.1 or later (DateTime64), where they are kept exactly.",
+                )
+        yield piece, rows
+        line += rows
 
 
 class _Aborted(Exception):
@@ -181,10 +206,14 @@ def insert_records(
     """
     failed = threading.Event()
     node = current_node()
+    pieces = _line_pieces(blocks, rows_counted)
+    type_name = _timestamp_type(table)
+    if not holds_milliseconds(type_name):
+        pieces = _refuse_fractions(pieces, table, type_name)
     pool = [_Stream(table, i, failed, node) for i in range(max(streams, 1))]
     line = 1
     try:
-        for index, (piece, rows) in enumerate(_line_pieces(blocks, rows_counted)):
+        for index, (piece, rows) in enumerate(pieces):
             pool[index % len(pool)].put(piece, line, rows)
             line += rows
         for stream in pool:
@@ -203,6 +232,12 @@ def insert_records(
     if failed.is_set():
         raise _first_error(pool)
     return line - 1
+
+
+def _timestamp_type(table: str) -> str:
+    query = "SELECT type FROM system.columns WHERE database = %(db)s AND table = %(table)s AND name = 'timestamp'"
+    rows = execute(query, {"db": database(), "table": table})
+    return rows[0][0] if rows else "DateTime"
 
 
 def _first_error(pool: list[_Stream]) -> BaseException:

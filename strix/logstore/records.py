@@ -34,7 +34,7 @@ def stream_records(
         f"WHERE {' AND '.join(conditions)} ORDER BY timestamp FORMAT JSONEachRow"
     )
     node = cluster.owner_node(fractal_id)
-    connection, response = request("GET", bind(query, params), node=node)
+    connection, response = request("GET", bind(query, params, node), node=node)
     carry = b""
     try:
         for data in dechunk(response):

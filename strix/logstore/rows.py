@@ -17,7 +17,14 @@ from strix.logstore.client import (
     translate_error,
     utc,
 )
-from strix.logstore.schema import LOG_COLUMNS, LOGS_TABLE, RECORD_COLUMNS, timestamp_resolution
+from strix.logstore.schema import (
+    LOG_COLUMNS,
+    LOGS_TABLE,
+    RECORD_COLUMNS,
+    holds_milliseconds,
+    row_hash,
+    stored_timestamp_type,
+)
 
 
 def insert_rows(fractal_id: str, rows: Iterable[tuple]) -> int:
@@ -70,7 +77,7 @@ def stream_rows(
     client = connect(node=node)
     try:
         yield from client.execute_iter(
-            query, plain_params({"fid": fractal_id, **params}), settings={"max_block_size": block_size}
+            query, plain_params({"fid": fractal_id, **params}, node), settings={"max_block_size": block_size}
         )
     except Exception as e:
         raise translate_error(e, node) from e
@@ -113,13 +120,14 @@ def windows_between(
 
 def just_after(value: datetime) -> datetime:
     """The first timestamp the ``logs`` table can hold after ``value`` (its resolution depends on the server)."""
-    return value + timestamp_resolution(server_version())
+    milliseconds = holds_milliseconds(stored_timestamp_type())
+    return value + (timedelta(milliseconds=1) if milliseconds else timedelta(seconds=1))
 
 
 def window_checksum(fractal_id: str, start: datetime, end: datetime) -> tuple[int, int]:
     """(rows, order-independent sum of row hashes) of a fractal's rows in ``[start, end)``."""
     query = (
-        "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
+        f"SELECT count(), sum({row_hash(server_version())}) "
         f"FROM {_logs()} WHERE fractal_id = %(fid)s AND timestamp >= %(start)s AND timestamp < %(end)s"
     )
     params = {"fid": fractal_id, "start": start, "end": end}
@@ -133,7 +141,7 @@ def day_figures(
     """Per UTC day ``YYYY-MM-DD`` with rows in ``[since, before)``: (rows, order-independent sum of row
     hashes, as :func:`window_checksum` computes it; 0 unless ``checksums``), in one grouped statement.
     Without checksums only the timestamp column is read."""
-    total = "sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp))" if checksums else "0"
+    total = f"sum({row_hash(server_version())})" if checksums else "0"
     lower = "AND timestamp >= %(since)s" if since is not None else ""
     query = (
         f"SELECT toString(toDate(timestamp, 'UTC')) AS day, count(), {total} FROM {_logs()} "
@@ -167,8 +175,5 @@ def days_before(cutoffs: dict[str, datetime]) -> dict[str, dict[str, int]]:
 
 def fractal_checksum(fractal_id: str) -> tuple[int, int]:
     """(row count, order-independent hash of every row) to prove a fractal unchanged."""
-    query = (
-        "SELECT count(), sum(cityHash64(timestamp, log_id, raw_log, fields, ingest_timestamp)) "
-        f"FROM {_logs()} WHERE fractal_id = %(fid)s"
-    )
+    query = f"SELECT count(), sum({row_hash(server_version())}) FROM {_logs()} WHERE fractal_id = %(fid)s"
     return tuple(execute(query, {"fid": fractal_id}, node=cluster.owner_node(fractal_id))[0])

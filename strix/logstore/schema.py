@@ -30,11 +30,35 @@ def timestamp_type(version: tuple[int, ...]) -> str:
     return "DateTime64(3, 'UTC')" if has_datetime64(version) else "DateTime('UTC')"
 
 
-def logs_table_ddl(table: str, version: tuple[int, ...], staging: bool = False, replicated: bool = False) -> str:
+def row_hash(version: tuple[int, ...]) -> str:
+    """A row's 64-bit hash, the same on every release for the same row: timestamps enter it as UInt64
+    milliseconds, whether the column holds DateTime (seconds) or DateTime64(3), so that a day's figures
+    agree across a ClickHouse upgrade and between an archive's source and its restore target."""
+    if has_datetime64(version):
+        ms = "toUnixTimestamp64Milli(toDateTime64({}, 3))"  # also right for a DateTime column kept from 18.16
+    else:
+        ms = "(toUInt64(toUnixTimestamp({})) * 1000)"
+    return f"cityHash64({ms.format('timestamp')}, log_id, raw_log, fields, {ms.format('ingest_timestamp')})"
+
+
+def mutation_settings(version: tuple[int, ...]) -> dict:
+    """Settings a fenced DELETE needs: current releases call a mutation whose condition reads another
+    table (the fence) non-deterministic and refuse it on replicated tables unless allowed."""
+    return {"allow_nondeterministic_mutations": 1} if has_datetime64(version) else {}
+
+
+def logs_table_ddl(
+    table: str,
+    version: tuple[int, ...],
+    staging: bool = False,
+    replicated: bool = False,
+    timestamp: str | None = None,
+) -> str:
     """DDL of the ``logs`` table, or of a staging table of the same shape for one fractal, whose id
     the statement takes as its ``%(fractal_id)s`` parameter. ``replicated``: created on every server
-    of the cluster, as a ReplicatedMergeTree on the parameters of :func:`replication_params`."""
-    ts = timestamp_type(version)
+    of the cluster, as a ReplicatedMergeTree on the parameters of :func:`replication_params`.
+    ``timestamp``: the column type, if not this version's (a staging table copies its target's)."""
+    ts = timestamp or timestamp_type(version)
     fractal = "fractal_id String"
     if staging:
         # Archive records carry no fractal_id: a staging table computes it, so that its parts are
@@ -107,6 +131,19 @@ def require_cluster_layout() -> None:
                 f"{data}, cityHash64(fractal_id)) so that each fractal lives on one shard; it is "
                 f"{engines.get(LOGS_TABLE, 'missing')[:200]}."
             )
+
+
+def stored_timestamp_type() -> str:
+    """The type of the timestamp column the fractals' rows are kept in, on the current server: a table
+    created before an upgrade keeps its type (DateTime on a current release), and what is attached to
+    it must have the same."""
+    query = "SELECT type FROM system.columns WHERE database = %(db)s AND table = %(table)s AND name = 'timestamp'"
+    rows = execute(query, {"db": database(), "table": cluster.data_table()})
+    return rows[0][0] if rows else timestamp_type(server_version())
+
+
+def holds_milliseconds(type_name: str) -> bool:
+    return type_name.startswith("DateTime64")
 
 
 def drop_database(name: str) -> None:

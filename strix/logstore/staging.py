@@ -5,7 +5,7 @@ from __future__ import annotations
 from strix.logstore import cluster
 from strix.logstore.client import database, execute, server_version
 from strix.logstore.fences import wait_for_mutations
-from strix.logstore.schema import logs_table_ddl
+from strix.logstore.schema import logs_table_ddl, stored_timestamp_type
 
 # A restore's staging table is a plain local table on the server the restore is pinned to
 # (cluster.serving): ATTACH PARTITION … FROM replicates the attached parts to the other replicas.
@@ -13,7 +13,8 @@ from strix.logstore.schema import logs_table_ddl
 
 def create_staging_table(name: str, fractal_id: str) -> None:
     """A table shaped like ``logs`` that holds a restore's rows for ``fractal_id`` until verified."""
-    execute(logs_table_ddl(f"{database()}.{name}", server_version(), staging=True), {"fractal_id": fractal_id})
+    ddl = logs_table_ddl(f"{database()}.{name}", server_version(), staging=True, timestamp=stored_timestamp_type())
+    execute(ddl, {"fractal_id": fractal_id})
 
 
 def count_table(table: str) -> int:
