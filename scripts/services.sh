@@ -42,6 +42,10 @@ need_command curl curl
 need_command chromium chromium
 need_command chromedriver chromium-driver
 
+# ZooKeeper and a JRE for the throw-away ClickHouse cluster of the cluster-mode tests (scripts/cluster.sh).
+need_command java default-jre-headless
+[ -r /usr/share/java/zookeeper.jar ] || apt_install zookeeper
+
 # --- PostgreSQL --------------------------------------------------------------------------------
 need_command pg_dump postgresql postgresql-client
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
