@@ -10,6 +10,7 @@ import pytest
 
 from archives import services
 from archives.models import RestoreJob
+from archives.services.options import RestoreOptions
 from strix import logstore
 from tests.chdb_server import ChdbServer
 from tests.jobs import archive_in_process
@@ -116,6 +117,15 @@ def test_records_made_on_18_16_and_on_26_attach_on_26_with_18_16s_checksums(chdb
                  "ingest_timestamp": json.loads(line)["ingest_timestamp"] + ".000"}
                 for line in made_on_18
             ]  # fmt: skip
+            for options in (
+                RestoreOptions(field=("user", "zoë")),
+                RestoreOptions(field=("n", "7")),
+                RestoreOptions(field=("ok", "true")),
+                RestoreOptions(DAY + timedelta(hours=5), DAY + timedelta(hours=20), contains="row 1"),
+            ):  # the same records kept from either release's bytes
+                kept_26 = [json.loads(line)["log_id"] for line in records if options.matches(json.loads(line))]
+                kept_18 = [json.loads(line)["log_id"] for line in made_on_18 if options.matches(json.loads(line))]
+                assert kept_26 == kept_18 and kept_26
         logstore.create_staging_table(table, fractal_id)
         sent = logstore.insert_records(table, [b"\n".join(records) + b"\n"])
         assert sent == logstore.count_table(table) == 500
