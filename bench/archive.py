@@ -11,6 +11,10 @@ limit:  each unavoidable stage alone on the same rows (ClickHouse producing the 
         ClickHouse server's included); a direction's limit is the larger of its stages' CPU over the
         cores and its slowest stage: no pipeline of those stages can be faster on this machine.
 Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
+
+--cluster: the same on a replicated cluster (1 shard x 2 replicas, scripts/cluster.sh, started for the
+run and stopped after): Strix and the native pipeline both talk to the first replica, which records
+every fence with a quorum and replicates every attached part to the second.
 """
 
 import argparse
@@ -78,9 +82,30 @@ ARCHIVE_STAGES = ("clickhouse select", "zstd -3", "aes")
 RESTORE_STAGES = ("aes -d", "zstd -d", "clickhouse insert")
 
 
+CLUSTER_DIR = Path(tempfile.gettempdir()) / "strix-bench-cluster"
+CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cluster.sh"
+# How the native pipeline reaches the server Strix uses (the first replica with --cluster).
+CLIENT = "clickhouse-client"
+
+
+def start_cluster() -> None:
+    """Bring up the benchmark's cluster and point this process and its children at its first replica."""
+    global CLIENT
+    subprocess.run([str(CLUSTER_SCRIPT), "start", str(CLUSTER_DIR)], check=True)
+    env = subprocess.run(
+        [str(CLUSTER_SCRIPT), "env", "repl", str(CLUSTER_DIR)], check=True, capture_output=True, text=True
+    ).stdout
+    os.environ.update(dict(line.split("=", 1) for line in env.split()))
+    ports = dict(line.split("=", 1) for line in (CLUSTER_DIR / "cluster.env").read_text().split())
+    CLIENT = f"clickhouse-client --port {ports['CH1_TCP']}"
+
+
 def _server_cpu() -> float:
     """CPU seconds the ClickHouse server has used (its work counts in a stage's cost, too)."""
-    pid = subprocess.run(["pgrep", "-o", "clickhouse-serv"], capture_output=True, text=True).stdout.split()[0]
+    if (CLUSTER_DIR / "ch1" / "pid").exists():
+        pid = (CLUSTER_DIR / "ch1" / "pid").read_text().strip()
+    else:
+        pid = subprocess.run(["pgrep", "-o", "clickhouse-serv"], capture_output=True, text=True).stdout.split()[0]
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -101,7 +126,7 @@ def time_stages(select: str, insert: str, key: str, iv: str) -> dict[str, tuple[
 
     with tempfile.TemporaryDirectory() as tmp:
         plain, packed, sealed = Path(tmp) / "rows.ndjson", Path(tmp) / "rows.zst", Path(tmp) / "rows.enc"
-        stage("clickhouse select", f'clickhouse-client -q "{select}" > {plain}')
+        stage("clickhouse select", f'{CLIENT} -q "{select}" > {plain}')
         stage("zstd -3", f"zstd -3 -T2 -q -f {plain} -o {packed}")
         stage("aes", f"openssl enc -aes-256-ctr -K {key} -iv {iv} < {packed} > {sealed}")
         stage("aes -d", f"openssl enc -d -aes-256-ctr -K {key} -iv {iv} < {sealed} > /dev/null")
@@ -110,7 +135,7 @@ def time_stages(select: str, insert: str, key: str, iv: str) -> dict[str, tuple[
 
         logstore.drop_table("native_restore")
         logstore.create_staging_table("native_restore", "native")
-        stage("clickhouse insert", f'clickhouse-client -q "{insert}" < {plain}')
+        stage("clickhouse insert", f'{CLIENT} -q "{insert}" < {plain}')
     return stages
 
 
@@ -131,13 +156,26 @@ def main():
         help="skip the native pipelines and the stages (for size runs: at 20M rows the native one-liner's "
         "single ORDER BY exceeds this ClickHouse's 9.31 GiB memory limit for a query)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cluster", action="store_true",
+        help="on a replicated ClickHouse cluster (scripts/cluster.sh), started and stopped for the run",
+    )  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         setup_django(args.child[0])
         child(*args.child[1:])
         return
+    if args.cluster:
+        start_cluster()
+    try:
+        run(args)
+    finally:
+        if args.cluster:
+            subprocess.run([str(CLUSTER_SCRIPT), "stop", str(CLUSTER_DIR)], check=False)
 
+
+def run(args) -> None:
     database = setup_django()
     from strix import logstore
     from strix.fractals.models import Fractal
@@ -171,14 +209,14 @@ def main():
             with tempfile.NamedTemporaryFile(suffix=".zst.enc") as encrypted:
                 runs["native_archive"].append(
                     shell(
-                        f'clickhouse-client -q "{select}" | zstd -3 -T2 -q | '
+                        f'{CLIENT} -q "{select}" | zstd -3 -T2 -q | '
                         f"openssl enc -aes-256-ctr -K {key} -iv {iv} > {encrypted.name}"
                     )
                 )
                 runs["native_restore"].append(
                     shell(
                         f"openssl enc -d -aes-256-ctr -K {key} -iv {iv} < {encrypted.name} | zstd -dq | "
-                        f'clickhouse-client -q "{insert}"'
+                        f'{CLIENT} -q "{insert}"'
                     )
                 )
                 plaintext_mb = int(
