@@ -41,6 +41,19 @@ def check_clickhouse(app_configs=None, **kwargs):
 
 
 @register("strix")
+def check_clickhouse_cluster(app_configs=None, **kwargs):
+    """With STRIX_CLICKHOUSE_CLUSTER set, tables that already exist must be laid out for it."""
+    if not logstore.cluster.replicated():
+        return []
+    try:
+        if logstore.table_engines():
+            logstore.require_cluster_layout()
+    except logstore.LogStoreError as e:
+        return [Error(str(e), hint='See docs/OPERATIONS.md, "ClickHouse clusters".', id="strix.E006")]
+    return []
+
+
+@register("strix")
 def check_redis(app_configs=None, **kwargs):
     try:
         locks.ping()

@@ -107,6 +107,10 @@ def test_a_cluster_with_unreplicated_tables_is_refused_with_a_clear_message(clic
         )
         with pytest.raises(logstore.LogStoreError, match="not a ReplicatedMergeTree"):
             logstore.ensure_schema()
+        from strix.checks import check_clickhouse_cluster
+
+        (error,) = check_clickhouse_cluster()
+        assert error.id == "strix.E006" and "not a ReplicatedMergeTree" in error.msg
 
 
 def plant_fence(fractal, fence):

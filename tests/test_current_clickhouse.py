@@ -131,8 +131,9 @@ def test_records_made_on_18_16_and_on_26_attach_on_26_with_18_16s_checksums(chdb
         assert sent == logstore.count_table(table) == 500
         for partition in logstore.staged_partitions(table):
             logstore.attach_partition(table, partition)
-        figures = logstore.fractal_checksum(fractal_id), logstore.day_figures(
-            fractal_id, DAY + timedelta(days=9), None, True
+        figures = (
+            logstore.fractal_checksum(fractal_id),
+            logstore.day_figures(fractal_id, DAY + timedelta(days=9), None, True),
         )
         assert figures == figures_18
 

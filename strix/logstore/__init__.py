@@ -11,7 +11,8 @@ Modules: ``client`` (execute, errors, bounds) · ``schema`` (the logs table) · 
 ClickHouse: which server holds a fractal's rows).
 """
 
-# Errors and the connection
+# Errors and the connection; clusters (which server holds a fractal's rows)
+from strix.logstore import cluster
 from strix.logstore.client import (
     LogStoreError,
     LogStoreQueryError,
@@ -27,8 +28,6 @@ from strix.logstore.client import (
     server_address,
     server_version,
 )
-
-# Clusters: which server holds a fractal's rows
 from strix.logstore.cluster import every_shard, serving
 
 # Deleting rows and owning a fractal (fences)
@@ -76,6 +75,8 @@ from strix.logstore.schema import (
     has_datetime64,
     logs_table_ddl,
     rename_table,
+    require_cluster_layout,
+    table_engines,
     tables_with_prefix,
     timestamp_type,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "LogStoreUnavailable",
     "RecordRejected",
     "attach_partition",
+    "cluster",
     "bounded",
     "count_rows",
     "count_table",
@@ -140,6 +142,8 @@ __all__ = [
     "record_fence",
     "record_fences",
     "rename_table",
+    "require_cluster_layout",
+    "table_engines",
     "server_address",
     "server_version",
     "staged_partitions",
