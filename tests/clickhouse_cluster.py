@@ -91,7 +91,7 @@ class Cluster:
             yield variables
         finally:
             try:
-                logstore.drop_database(logstore.database())
+                _drop_when_writable(logstore.database())
             finally:
                 for name, value in saved.items():
                     setattr(settings, name, value)
@@ -103,8 +103,28 @@ class Cluster:
                 cluster_module._topologies.clear()
 
     def sync(self, node: logstore.Node, table: str = "logs") -> None:
-        """Wait until ``node``'s replica of ``table`` has fetched everything the others wrote."""
-        logstore.execute(f"SYSTEM SYNC REPLICA {logstore.database()}.{table}", node=node)
+        """Wait until ``node``'s replica of ``table`` has fetched everything the others wrote; a replica
+        continued after a stop first renews its expired ZooKeeper session (refusing meanwhile)."""
+        _retry(lambda: logstore.execute(f"SYSTEM SYNC REPLICA {logstore.database()}.{table}", node=node))
+
+
+def _drop_when_writable(database: str) -> None:
+    """Drop the layout's database on every server; a replica that lost ZooKeeper a moment ago (a test
+    stopped it) is read-only until it reconnects, and refuses the drop until then."""
+    _retry(lambda: logstore.drop_database(database))
+
+
+def _retry(action, seconds: float = 60):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except logstore.LogStoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _free_ports(count: int) -> list[int]:

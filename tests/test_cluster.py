@@ -87,9 +87,7 @@ def test_the_archive_restore_retention_cycle_gives_the_single_servers_checksums(
                 with logstore.pinned_to(clickhouse_cluster.ch2):
                     assert logstore.fractal_checksum(fid) == checksum(fractal)
             else:  # each fractal on its own shard only, and the Distributed table sees exactly those rows
-                owner = cluster.owner_node(fid)
-                other = clickhouse_cluster.ch2 if owner == clickhouse_cluster.ch1 else clickhouse_cluster.ch1
-                with logstore.pinned_to(other):
+                with logstore.pinned_to(other_shard(clickhouse_cluster, fid)):
                     assert logstore.count_rows(fid) == 0
                 query = f"SELECT count() FROM {logstore.database()}.logs WHERE fractal_id = %(fid)s"
                 assert logstore.execute(query, {"fid": fid})[0][0] == checksum(fractal)[0]
@@ -319,3 +317,78 @@ def _replicas_agree(clickhouse_cluster):
     assert sorted(logstore.execute(query, node=clickhouse_cluster.ch1)) == sorted(
         logstore.execute(query, node=clickhouse_cluster.ch2)
     )
+
+
+@pytest.mark.parametrize("failpoint", ["restore.before-clear", "retention.before-delete"])
+def test_a_replica_stopped_in_the_middle_of_a_restore_or_retention_run_catches_up_after(
+    clickhouse_cluster, failpoint_worker, admin, make_fractal, failpoint
+):
+    """The fence is on both replicas; then the second one is frozen (SIGSTOP) while the worker clears
+    and attaches, or deletes old days, on the first. The job completes there; once continued, the
+    second replica holds the same rows."""
+    from archives.tasks import enforce_retention as retention_task
+    from archives.tasks import restore_archive
+
+    with clickhouse_cluster.layout("repl"):
+        restoring = failpoint.startswith("restore")
+        # An archive holds only a fractal's retention window: the restored source keeps every row.
+        source, target = make_fractal(retention_days=None if restoring else 3), make_fractal()
+        logstore.insert_rows(str(source.id), generate_rows(2_000, days=10, seed=81))
+        seed(target, 600, 82)
+        worker = failpoint_worker(failpoint)
+        if restoring:
+            archive = archive_in_process(admin, source)
+            job = services.request_restore(admin, archive, target=target, enqueue=False)
+            restore_archive.apply_async([str(job.id)], queue=worker.queue, task_id=str(job.id))
+        else:
+            task = retention_task.apply_async(queue=worker.queue)
+        wait_until(worker.is_stopped, 120, 0.05, f"the worker to stop at {failpoint}")
+        clickhouse_cluster.signal("ch2", signal.SIGSTOP)
+        try:
+            worker.signal(signal.SIGCONT)
+            if restoring:
+                wait_until(lambda: _ended(job), 120, 0.2, "the restore to end")
+                job.refresh_from_db()
+                assert job.status == RestoreJob.Status.COMPLETED, job.error
+                assert checksum(target) == checksum(source)
+            else:
+                from celery.result import AsyncResult
+
+                wait_until(AsyncResult(task.id).ready, 120, 0.2, "the retention run to end")
+                cutoff = datetime.now(UTC) - timedelta(days=3)
+                assert logstore.count_rows(str(source.id), None, cutoff - timedelta(days=1)) == 0
+                assert logstore.count_rows(str(source.id)) > 0
+        finally:
+            clickhouse_cluster.signal("ch2", signal.SIGCONT)
+        _replicas_agree(clickhouse_cluster)
+        assert not FractalClaim.objects.exists()
+
+
+def test_a_retention_pass_over_fractals_on_both_shards_deletes_each_fractals_days_on_its_own_shard(
+    clickhouse_cluster, make_fractal
+):
+    from archives.services.retention import enforce_all
+
+    with clickhouse_cluster.layout("sharded"):
+        fractals, owners = [], set()
+        while len(owners) < 2 or len(fractals) < 4:  # fractals on both shards, whatever their random ids
+            fractals.append(make_fractal(retention_days=3))
+            owners.add(cluster.owner_node(str(fractals[-1].id)))
+        for fractal in fractals:
+            rows = [(NOW - timedelta(days=age), f"{fractal.id}-{age}", "old", "{}", NOW - timedelta(days=age))
+                    for age in (1, 5, 6, 9)]  # fmt: skip
+            logstore.insert_rows(str(fractal.id), rows)
+        results = enforce_all(now=NOW)
+        assert sorted(len(r.deleted_days) for r in results) == [3] * len(fractals)
+        for fractal in fractals:
+            fid = str(fractal.id)
+            assert logstore.count_rows(fid) == 1
+            with logstore.pinned_to(other_shard(clickhouse_cluster, fid)):
+                assert logstore.count_rows(fid) == 0
+        assert not FractalClaim.objects.exists()
+
+
+def other_shard(clickhouse_cluster, fractal_id):
+    """The node of the sharded layout that does not own ``fractal_id``."""
+    ch1, ch2 = clickhouse_cluster.ch1, clickhouse_cluster.ch2
+    return ch2 if cluster.owner_node(fractal_id) == ch1 else ch1
