@@ -32,6 +32,7 @@ from strix.logstore.client import (
     pinned_to,
 )
 
+LOGS_TABLE = "logs"  # where Strix's ingest writes rows (the Distributed table when sharded)
 SHARDED_DATA_TABLE = "logs_local"
 # How long a process trusts what it read of system.clusters.
 TOPOLOGY_SECONDS = 30.0
@@ -106,8 +107,6 @@ def sharded() -> bool:
 
 def data_table() -> str:
     """The table a fractal's rows are in, on the server that owns it (``logs`` but when sharded)."""
-    from strix.logstore.schema import LOGS_TABLE
-
     return SHARDED_DATA_TABLE if sharded() else LOGS_TABLE
 
 

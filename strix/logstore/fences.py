@@ -31,9 +31,8 @@ from strix.logstore.client import (
     server_version,
     statement_bound,
 )
-from strix.logstore.schema import mutation_settings, replication_params
+from strix.logstore.schema import FENCES_TABLE, ensure_fence_table, mutation_settings
 
-FENCES_TABLE = "claim_fences"
 # A fence reaches every replica within this many milliseconds, or the claim is not taken.
 QUORUM_TIMEOUT_MS = 10_000
 # ClickHouse takes one quorum insert per table at a time (code 286 for the others): retried this long.
@@ -43,26 +42,6 @@ QUORUM_BUSY, QUORUM_LOST, QUORUM_SHORT = 286, 319, 285
 
 class FenceNotRecorded(LogStoreError):
     """A fence did not reach every replica: the claim it belongs to must not be used."""
-
-
-def ensure_fence_table() -> None:
-    """``claim_fences``: on one server a MergeTree; on a cluster a ReplicatedMergeTree on every server
-    (each shard keeps the fences of its own fractals, beside their rows)."""
-    columns = "(fractal_id String, fence UInt64, recorded_at DateTime('UTC') DEFAULT now())"
-    if not cluster.replicated():
-        execute(
-            f"CREATE TABLE IF NOT EXISTS {database()}.{FENCES_TABLE} {columns} ENGINE = MergeTree "
-            "ORDER BY (fractal_id, fence)"
-        )
-        return
-    exists = "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(table)s"
-    if execute(exists, {"db": database(), "table": FENCES_TABLE})[0][0]:
-        return  # ON CLUSTER DDL costs a round through ZooKeeper and every server: only when missing
-    execute(
-        f"CREATE TABLE IF NOT EXISTS {database()}.{FENCES_TABLE}{cluster.on_cluster()} {columns} "
-        "ENGINE = ReplicatedMergeTree(%(zookeeper_path)s, %(replica_name)s) ORDER BY (fractal_id, fence)",
-        replication_params(FENCES_TABLE),
-    )
 
 
 def record_fence(fractal_id: str, fence: int) -> None:

@@ -9,7 +9,8 @@ from django.conf import settings
 from strix.logstore import cluster
 from strix.logstore.client import LogStoreError, configured_node, database, execute, server_version
 
-LOGS_TABLE = "logs"
+LOGS_TABLE = cluster.LOGS_TABLE
+FENCES_TABLE = "claim_fences"
 LOG_COLUMNS = ("fractal_id", "timestamp", "log_id", "raw_log", "fields", "ingest_timestamp")
 # The columns an archive record carries, in order (DESIGN.md: archive record).
 RECORD_COLUMNS = ("timestamp", "raw_log", "log_id", "fields", "ingest_timestamp")
@@ -100,9 +101,27 @@ def ensure_schema() -> None:
                 node=configured_node(),
             )
         require_cluster_layout()
-    from strix.logstore.fences import ensure_fence_table
-
     ensure_fence_table()
+
+
+def ensure_fence_table() -> None:
+    """``claim_fences`` (strix.logstore.fences): on one server a MergeTree; on a cluster a
+    ReplicatedMergeTree on every server (each shard keeps the fences of its fractals, beside their rows)."""
+    columns = "(fractal_id String, fence UInt64, recorded_at DateTime('UTC') DEFAULT now())"
+    if not cluster.replicated():
+        execute(
+            f"CREATE TABLE IF NOT EXISTS {database()}.{FENCES_TABLE} {columns} ENGINE = MergeTree "
+            "ORDER BY (fractal_id, fence)"
+        )
+        return
+    exists = "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(table)s"
+    if execute(exists, {"db": database(), "table": FENCES_TABLE})[0][0]:
+        return  # ON CLUSTER DDL costs a round through ZooKeeper and every server: only when missing
+    execute(
+        f"CREATE TABLE IF NOT EXISTS {database()}.{FENCES_TABLE}{cluster.on_cluster()} {columns} "
+        "ENGINE = ReplicatedMergeTree(%(zookeeper_path)s, %(replica_name)s) ORDER BY (fractal_id, fence)",
+        replication_params(FENCES_TABLE),
+    )
 
 
 def table_engines() -> dict[str, str]:
