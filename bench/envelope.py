@@ -54,7 +54,7 @@ def encrypt_child(path: str) -> None:
 
     started = time.perf_counter()
     with open(path, "rb") as source, open(os.devnull, "wb") as sink:
-        writer = ContainerWriter(sink, Keyring.from_values(generate_key()), "archive", {}, threads=2)
+        writer = ContainerWriter(sink, Keyring.from_values(generate_key()), "backup", {}, threads=2)
         while block := source.read(BLOCK):
             writer.write(block)
         writer.close()

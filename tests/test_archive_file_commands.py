@@ -25,6 +25,7 @@ def archive_file(tmp_path):
             {"fractal_id": "f-1", "fractal_name": "soc", "time_start": "a", "time_end": "b"},
             chunk_size=8192,
         )
+        writer.begin_segment("2026-01-01")
         writer.write(NDJSON)
         writer.close()
     return path
@@ -44,7 +45,7 @@ def test_verify_prints_header_and_trailer(archive_file):
         "rows: 5000",
         f"plaintext bytes: {len(NDJSON)}",
         "fractal name: soc",
-        "format version: 2",
+        "format version: 3",
         "chunks: ",
     ):
         assert expected in out
@@ -114,12 +115,15 @@ def _attacks():
     return build
 
 
-RANDOM_NDJSON = b"".join(b'{"raw_log":"' + os.urandom(200).hex().encode() + b'"}\n' for _ in range(200))
+RANDOM_NDJSON = b"".join(
+    b'{"timestamp":"2026-01-01 00:00:00","raw_log":"' + os.urandom(200).hex().encode() + b'"}\n' for _ in range(200)
+)
 
 
 def _sealed(data: bytes) -> bytes:
     sink = io.BytesIO()
     writer = ContainerWriter(sink, Keyring.from_settings(), "archive", {}, chunk_size=8192, level=1)
+    writer.begin_segment("2026-01-01")
     writer.write(data)
     writer.close()
     return sink.getvalue()
@@ -151,3 +155,15 @@ def test_decrypt_of_a_file_from_an_unknown_key_leaves_no_output(tmp_path, monkey
     with pytest.raises(CommandError, match="key id"):
         run("decrypt", "--file", str(source), "-o", str(tmp_path / "out.ndjson"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.strix-archive"]
+
+
+def test_verify_of_an_archive_whose_day_label_is_shifted_fails_naming_the_day(tmp_path):
+    """Only a key holder can write such a file (a writer's bug): its rows of 1 January filed as 2 January."""
+    path = tmp_path / "shifted.strix-archive"
+    with open(path, "wb") as sink:
+        writer = ContainerWriter(sink, Keyring.from_settings(), "archive", {}, chunk_size=8192)
+        writer.begin_segment("2026-01-02")
+        writer.write(NDJSON)
+        writer.close()
+    with pytest.raises(CommandError, match=r"day 2026-01-02 holds 5000 row\(s\) whose timestamp is not on that day"):
+        run("verify", "--file", str(path))

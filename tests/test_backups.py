@@ -150,7 +150,8 @@ def test_backup_from_a_newer_release_is_refused(populated, tmp_path):
 def test_an_archive_is_not_restored_as_a_database(populated, tmp_path):
     path = tmp_path / "a.strix-archive"
     with open(path, "wb") as sink, ContainerWriter(sink, Keyring.from_settings(), "archive", {}) as writer:
-        writer.write(b"{}\n")
+        writer.begin_segment("2026-01-01")
+        writer.write(b'{"timestamp":"2026-01-01 00:00:00"}\n')
     with pytest.raises(CommandError, match="is a fractal archive"):
         run("restore", "--restore-file", str(path), "--non-interactive")
 

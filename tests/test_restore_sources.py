@@ -35,7 +35,14 @@ def forge(archive, plaintext: bytes, kind="archive", **metadata):
     header = {"archive_id": str(archive.id), "fractal_id": str(archive.fractal_id), **metadata}
     with open(stored_path(archive), "wb") as sink:
         writer = ContainerWriter(sink, Keyring.from_settings(), kind, header, app_version=settings.APP_VERSION)
-        writer.write(plaintext)
+        if kind == "archive":  # one segment per day, as archives are written
+            for line in plaintext.splitlines(keepends=True):
+                day = line[14:24].decode()
+                if day not in writer._labels:
+                    writer.begin_segment(day)
+                writer.write(line)
+        else:
+            writer.write(plaintext)
         writer.close()
 
 

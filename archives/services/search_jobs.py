@@ -173,8 +173,12 @@ def _write_result(search: ArchiveSearch, store, beat: _Beat) -> None:
     }
     with store.open_write(search.result_file) as sink:
         with ContainerWriter(sink, Keyring.from_settings(), "archive", metadata, app_version=settings.APP_VERSION) as w:
-            pending, size = [], 0
+            pending, size, day = [], 0, None
             for line in search_archive(archive, options, on_progress=beat.progress):
+                if line[14:24] != day:  # results are indexed by day, as archives are (docs/FORMAT.md)
+                    w.write(b"".join(pending))
+                    pending, size, day = [], 0, line[14:24]
+                    w.begin_segment(day.decode("ascii", "replace"))
                 pending.append(line)
                 size += len(line)
                 beat.matches += 1

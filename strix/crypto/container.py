@@ -18,17 +18,29 @@ import os
 import queue
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import BinaryIO
 
 import zstandard
 
+from strix.crypto import frames
 from strix.crypto import header as hdr
+from strix.crypto.errors import ContainerError
 from strix.crypto.frames import DATA, FINAL, LOCATOR, LOCATOR_MAGIC, seal
 from strix.crypto.keys import Keyring
 
 CHUNK_SIZE = 1024 * 1024
 ZSTD_JOB_SIZE = 2 * 1024 * 1024
+
+
+def is_day_label(label: str) -> bool:
+    """``YYYY-MM-DD``, a real date: an archive's segment label."""
+    if len(label) != 10 or not label.isascii():
+        return False
+    try:
+        return date.fromisoformat(label).isoformat() == label
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ class ContainerWriter:
         level: int = 3,
         threads: int = 2,
     ):
+        if not hdr.MIN_CHUNK_SIZE <= chunk_size <= hdr.MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk_size must be {hdr.MIN_CHUNK_SIZE} to {hdr.MAX_CHUNK_SIZE} bytes, not {chunk_size}")
         key_id = keyring.current_id  # raises KeyConfigError, naming the variable, when no key is set
         master = keyring.current
         self._sink = sink
@@ -143,6 +157,10 @@ class ContainerWriter:
             raise ValueError("segments must begin before anything is written")
         if label in self._labels:
             raise ValueError(f"segment {label!r} was already written")
+        if self._count_rows and not (is_day_label(label) and (not self._labels or label > self._labels[-1])):
+            raise ValueError(f"an archive's segments are UTC days in increasing order (YYYY-MM-DD), not {label!r}")
+        if len(self._labels) >= frames.MAX_SEGMENTS:
+            raise ContainerError(f"a file holds at most {frames.MAX_SEGMENTS} segments (days).")
         self._labels.append(label)
         self._segment_counts.append((self._bytes, self._rows))
         self._queue.put(("segment", label))
@@ -168,6 +186,8 @@ class ContainerWriter:
         self._queue.put(None)
         self._thread.join()
         self._raise_failure()
+        if self._count_rows and self._rows and not self._labels:
+            raise ContainerError("an archive with rows needs its day index: begin a segment for each day.")
         trailer = Trailer(
             plaintext_bytes=self._bytes,
             rows=self._rows if self._count_rows else None,
@@ -219,6 +239,7 @@ class ContainerWriter:
             raise self._failure
 
     def _compress_and_seal(self) -> None:
+        ended = False  # the caller's end-of-input was taken from the queue
         try:
             chunker, label = None, None
             while (item := self._queue.get()) is not None:
@@ -234,11 +255,12 @@ class ContainerWriter:
                         self._starts.append((label, self._index, self._offset))
                 for chunk in chunker.compress(item):
                     self._write_frame(chunk, DATA)
+            ended = True
             if self._failure is None:
                 self._finish_frame(chunker)
         except BaseException as e:  # re-raised on the caller's thread at the next write or close
             self._failure = e
-            while self._queue.get() is not None:  # keep draining so the caller never blocks
+            while not ended and self._queue.get() is not None:  # keep draining so the caller never blocks
                 pass
 
     def _finish_frame(self, chunker) -> None:
@@ -250,6 +272,11 @@ class ContainerWriter:
         return None
 
     def _write_frame(self, plaintext: bytes, flag: int) -> None:
+        # The counter is in the nonce: past the cap it would repeat one (docs/FORMAT.md, Limits).
+        if self._index > frames.MAX_COUNTER or (flag == DATA and self._index == frames.MAX_COUNTER):
+            raise ContainerError(
+                f"the file would need more than {frames.MAX_COUNTER} data frames; write it with a larger chunk size."
+            )
         frame = seal(self._key, self.header, self._index, flag, plaintext)
         self._sink.write(frame)
         self._offset += len(frame)

@@ -25,6 +25,14 @@ TAG_BYTES = 16
 FRAME = struct.Struct(">BI")
 DATA, FINAL = 0, 1
 MAX_TRAILER = 4096
+# The frame counter is 4 bytes of the nonce: the final frame's counter is at most 2**32 - 1, so a file
+# has at most 2**32 - 1 data frames and no nonce repeats. Writers refuse to go past it, readers refuse
+# a file that claims more. (Read at each use, so that a test can lower it.)
+MAX_COUNTER = 2**32 - 1
+# Version 2's final frame: a trailer with its day index, at most 1 MiB and 10,000 segments (27 years
+# of days; a 10-year index is about 400 KB).
+MAX_TRAILER_V2 = 1024 * 1024
+MAX_SEGMENTS = 10_000
 # Version 2 ends with a locator: where the final frame starts and its counter, so that a reader can
 # find the trailer's day index without reading the file (the final frame authenticates both).
 LOCATOR = struct.Struct(">QI4s")
@@ -50,9 +58,8 @@ def frame_size(plaintext_bytes: int) -> int:
 
 
 def max_trailer(header: hdr.Header) -> int:
-    """The largest final frame a reader accepts: version 2 trailers carry a day index, a few dozen
-    bytes per day, so they are bounded by the header's limit rather than a fixed 4 KiB."""
-    return MAX_TRAILER if header.version == 1 else hdr.MAX_HEADER_JSON * 16
+    """The largest trailer a reader accepts: version 2 trailers carry a day index."""
+    return MAX_TRAILER if header.version == 1 else MAX_TRAILER_V2
 
 
 class FrameSource:
@@ -69,9 +76,12 @@ class FrameSource:
         self._aad = header.digest
         self.index = index
         self.offset = len(header.raw) if offset is None else offset
-        self._max_frame = max(header.chunk_size, max_trailer(header)) + TAG_BYTES
+        # A frame's length is read before its body: capped per kind, so a forged length allocates nothing.
+        self._max_length = {DATA: header.chunk_size + TAG_BYTES, FINAL: max_trailer(header) + TAG_BYTES}
 
     def next_frame(self) -> tuple[int, int, int, bytes]:
+        if self.index > MAX_COUNTER:
+            raise ChunkAuthenticationError(self.index, f"the file has more than {MAX_COUNTER} data frames")
         prefix = self._source.read(FRAME.size)
         if len(prefix) < FRAME.size:
             raise TruncatedError(
@@ -80,8 +90,11 @@ class FrameSource:
                 else f"the file ends inside the frame of chunk {self.index}; it was truncated."
             )
         flag, length = FRAME.unpack(prefix)
-        if flag not in (DATA, FINAL) or not TAG_BYTES <= length <= self._max_frame:
+        if flag not in (DATA, FINAL):
             raise ChunkAuthenticationError(self.index, "its frame is malformed")
+        if not TAG_BYTES <= length <= self._max_length[flag]:
+            what = "the header's chunk size" if flag == DATA else "the trailer's limit"
+            raise ChunkAuthenticationError(self.index, f"its frame of {length} bytes exceeds {what}")
         body = _read_full(self._source, length)
         if len(body) < length:
             raise TruncatedError(f"the file ends inside chunk {self.index}; it was truncated.")

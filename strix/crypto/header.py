@@ -2,8 +2,10 @@
 
     magic "STRIXDP\\n" (8) | version u16 BE | length u32 BE | header JSON (length bytes) | HMAC-SHA256 (32)
 
-The JSON can be read without any key (for listings); the HMAC, under a key derived from the master
-key and the file's salt, proves it unaltered once the key is known.
+The JSON can be read without any key (for listings, as unauthenticated text). A reader that holds
+the key authenticates the header **before** parsing its JSON: the key id and salt are taken from the
+raw bytes (each the one match of its exact written form), the HMAC over the raw bytes is checked, and
+only then is the JSON parsed (nesting capped) and required to say the same key id and salt.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from strix.crypto.errors import (
 )
 
 MAGIC = b"STRIXDP\n"
-FORMAT_VERSION = 2  # written; every version in READABLE_VERSIONS is read
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # written; every version in READABLE_VERSIONS is read
+READABLE_VERSIONS = (1, 2, 3)
 PREFIX = struct.Struct(">8sHI")
 MAC_BYTES = 32
 MAX_HEADER_JSON = 64 * 1024
@@ -40,6 +42,13 @@ KINDS = ("archive", "backup")
 # it is parsed, so that a crafted header cannot exhaust the parser.
 MAX_NESTING = 4
 KEY_ID = re.compile(r"[0-9a-f]{16}")  # keys.key_id: 16 hex digits
+# How a writer writes them (sorted keys, no spaces): found in the raw bytes before anything is parsed.
+RAW_KEY_ID = re.compile(rb'"key_id":"([0-9a-f]{16})"')
+RAW_SALT = re.compile(rb'"salt":"([A-Za-z0-9+/]{43}=)"')
+# Chunk sizes a file may declare: at least 512 bytes (with at most 2**32 - 1 data frames, 2 TiB in one
+# file), at most 16 MiB (no reader allocates more for one frame).
+MIN_CHUNK_SIZE = 512
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,16 @@ def encode_header(header: Header, keys: FileKeys) -> bytes:
     return signed + hmac.new(keys.header_mac_key, signed, hashlib.sha256).digest()
 
 
-def read_header(source: BinaryIO) -> Header:
-    """Parse the header without verifying it (no key needed); :func:`verify_header` checks it."""
+@dataclass(frozen=True)
+class RawHeader:
+    """The header's bytes as read, not yet parsed: magic and version checked, length capped."""
+
+    version: int
+    body: bytes  # the JSON
+    raw: bytes  # prefix, JSON and MAC, as written
+
+
+def read_raw_header(source: BinaryIO) -> RawHeader:
     prefix = _read_exact(source, PREFIX.size, "the header")
     magic, version, length = PREFIX.unpack(prefix)
     if magic != MAGIC:
@@ -106,6 +123,42 @@ def read_header(source: BinaryIO) -> Header:
         raise HeaderTamperedError(f"header length {length} exceeds {MAX_HEADER_JSON} bytes; the header was altered.")
     body = _read_exact(source, length, "the header")
     mac = _read_exact(source, MAC_BYTES, "the header")
+    return RawHeader(version, body, prefix + body + mac)
+
+
+def raw_key_id(raw: RawHeader) -> str:
+    """The key id, from the unparsed bytes: the one ``"key_id":"<16 hex digits>"`` they hold."""
+    return _one(RAW_KEY_ID, raw.body, "key id").decode()
+
+
+def authenticate(raw: RawHeader, master_key: bytes) -> tuple[Header, FileKeys]:
+    """Check the header's MAC over its raw bytes, then parse it: nothing of an unauthenticated header
+    is parsed but the key id and salt, each taken as the one match of its exact written form."""
+    salt = base64.b64decode(_one(RAW_SALT, raw.body, "salt"))
+    keys = derive_file_keys(master_key, salt)
+    signed, mac = raw.raw[:-MAC_BYTES], raw.raw[-MAC_BYTES:]
+    if not hmac.compare_digest(mac, hmac.new(keys.header_mac_key, signed, hashlib.sha256).digest()):
+        raise HeaderTamperedError("the header failed authentication: it was altered after the file was written.")
+    header = parse_header(raw)
+    if header.salt != salt or header.key_id != raw_key_id(raw):
+        raise HeaderTamperedError("the header names its key or salt twice; it was altered.")
+    return header, keys
+
+
+def _one(pattern: re.Pattern, body: bytes, what: str) -> bytes:
+    found = pattern.findall(body)
+    if len(found) != 1:
+        raise HeaderTamperedError(f"the header does not hold exactly one {what} as written; it was altered.")
+    return found[0]
+
+
+def read_header(source: BinaryIO) -> Header:
+    """Parse the header without verifying it (no key needed, for listings): unauthenticated."""
+    return parse_header(read_raw_header(source))
+
+
+def parse_header(raw: RawHeader) -> Header:
+    body = raw.body
     try:
         _require_shallow(body)
         document = json.loads(body)
@@ -118,8 +171,8 @@ def read_header(source: BinaryIO) -> Header:
             created=document["created"],
             app_version=document["app_version"],
             metadata=document.get("metadata") or {},
-            raw=prefix + body + mac,
-            version=version,
+            raw=raw.raw,
+            version=raw.version,
         )
     except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise HeaderTamperedError(f"the header is unreadable ({e.__class__.__name__}); it was altered.") from None
@@ -130,7 +183,8 @@ def read_header(source: BinaryIO) -> Header:
         header.kind not in KINDS
         or len(header.salt) != SALT_BYTES
         or len(header.nonce_prefix) != NONCE_PREFIX_BYTES
-        or not 0 < header.chunk_size <= 64 * 1024 * 1024
+        or not MIN_CHUNK_SIZE <= header.chunk_size <= MAX_CHUNK_SIZE
+        or not isinstance(header.metadata, dict)
     ):
         raise HeaderTamperedError("the header holds impossible values; it was altered.")
     return header
@@ -155,13 +209,6 @@ def _require_shallow(body: bytes) -> None:
                 raise ValueError(f"nested deeper than {MAX_NESTING} levels")
         elif byte in (0x7D, 0x5D):
             depth -= 1
-
-
-def verify_header(header: Header, keys: FileKeys) -> None:
-    signed, mac = header.raw[:-MAC_BYTES], header.raw[-MAC_BYTES:]
-    expected = hmac.new(keys.header_mac_key, signed, hashlib.sha256).digest()
-    if not hmac.compare_digest(mac, expected):
-        raise HeaderTamperedError("the header failed authentication: it was altered after the file was written.")
 
 
 def _read_exact(source: BinaryIO, size: int, what: str) -> bytes:

@@ -17,15 +17,16 @@ from typing import BinaryIO
 
 import zstandard
 
+from strix.crypto import frames as frames_module
 from strix.crypto import header as hdr
-from strix.crypto.container import CHUNK_SIZE, Segment, Trailer
+from strix.crypto.container import CHUNK_SIZE, Segment, Trailer, is_day_label
 from strix.crypto.errors import (
     ContainerError,
     CorruptCompressionError,
     TrailerMismatchError,
     TruncatedError,
 )
-from strix.crypto.frames import FINAL, LOCATOR, LOCATOR_MAGIC, FrameSource
+from strix.crypto.frames import FINAL, FRAME, LOCATOR, LOCATOR_MAGIC, TAG_BYTES, FrameSource
 from strix.crypto.keys import Keyring
 
 # Compressed bytes handed to the decompressor at a time: bounds each block of plaintext it returns.
@@ -54,20 +55,30 @@ class CountingReader:
 @dataclass
 class _Frame:
     """Where a zstd frame started (data chunk, file offset of that chunk, position inside it) and
-    what came out of it."""
+    what came out of it: its bytes, rows, and (archives) the day of its first row and how many rows
+    begin with that day's timestamp."""
 
     chunk: int
     offset: int
     position: int
     plaintext_bytes: int = 0
     rows: int = 0
+    day: bytes | None = None
+    rows_in_day: int = 0
+    head: bytes = b""  # the first bytes until the day is known, then the last bytes (see below)
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ROW_START = b'{"timestamp":"'  # every archive record begins so (JSONEachRow, timestamp first)
+DAY_ROW = len(ROW_START) + 10  # … followed by the row's YYYY-MM-DD
 
 
 class _Inflater:
     """Decompresses authenticated chunks frame by frame, noting where each zstd frame starts."""
 
-    def __init__(self, count_rows: bool):
+    def __init__(self, count_rows: bool, require_checksums: bool = True):
         self._count_rows = count_rows
+        self._require_checksums = require_checksums
         self._decompressor = zstandard.ZstdDecompressor()
         self._open = None
         self.frames: list[_Frame] = []
@@ -77,6 +88,8 @@ class _Inflater:
         view, position = memoryview(data), 0
         while position < len(view):
             if self._open is None:
+                if self._require_checksums:
+                    _require_checksum_flag(view[position : position + 5])
                 self._open = self._decompressor.decompressobj()
                 self.frames.append(_Frame(chunk, offset, position))
             piece = view[position : position + INFLATE_SLICE]
@@ -96,6 +109,7 @@ class _Inflater:
                     rows = out.count(b"\n")
                     frame.rows += rows
                     self.rows += rows
+                    _count_rows_in_day(frame, out)
                 yield out
 
     def finish(self) -> None:
@@ -103,17 +117,40 @@ class _Inflater:
             raise CorruptCompressionError("the compressed stream ends inside a frame.")
 
 
+def _require_checksum_flag(start: memoryview) -> None:
+    """A version 2 zstd frame is a standard frame with its content checksum (FORMAT.md)."""
+    if len(start) < 5 or start[:4] != ZSTD_MAGIC or not start[4] & 0x04:
+        raise CorruptCompressionError("a compressed frame lacks its content checksum (or is not a zstd frame).")
+
+
+def _count_rows_in_day(frame: _Frame, out: bytes) -> None:
+    """Count the rows of ``out`` that begin with the day of the frame's first row. The frame's last
+    bytes are kept (starting as a newline, so that its first row counts), so that a row start cut
+    between two outputs is still found, and found once."""
+    if frame.day is None:
+        frame.head += out
+        if len(frame.head) < DAY_ROW:
+            return
+        out, frame.head = frame.head, b"\n"
+        frame.day = out[len(ROW_START) : DAY_ROW] if out.startswith(ROW_START) else b"?"
+    needle = b"\n" + ROW_START + frame.day
+    joined = frame.head + out  # the kept bytes are too few to hold a whole needle: no double count
+    frame.rows_in_day += joined.count(needle)
+    frame.head = joined[1 - len(needle) :]
+
+
 class ContainerReader:
     """Authenticated plaintext out of a container; check :attr:`trailer` only after iterating fully."""
 
     def __init__(self, source: BinaryIO, keyring: Keyring, read_size: int = CHUNK_SIZE):
-        self.header = hdr.read_header(source)
-        keys = hdr.derive_file_keys(keyring.key_for(self.header.key_id), self.header.salt)
-        hdr.verify_header(self.header, keys)
+        raw = hdr.read_raw_header(source)
+        self.header, keys = hdr.authenticate(raw, keyring.key_for(hdr.raw_key_id(raw)))
         self._source = source
         self._key = keys.payload_key
         self._read_size = read_size
         self._count_rows = self.header.kind == "archive"
+        # Version 3 archives: every row of a day begins with that day's timestamp (FORMAT.md).
+        self._strict_days = self._count_rows and self.header.version >= 3
         self._index: Trailer | None = None
         self.trailer: Trailer | None = None
         self._rows_before = 0  # rows of the segments already read whole
@@ -148,8 +185,9 @@ class ContainerReader:
         inflater.finish()
         frames.read_locator(offset, index)
         trailer = _parse_trailer(plaintext)
-        _check_index(trailer, index, offset, len(self.header.raw), self._count_rows)
+        _check_index(trailer, index, offset, len(self.header.raw), self._count_rows, self.header.version)
         _check_frames(_expected_frames(trailer, len(self.header.raw)), inflater.frames, self._count_rows)
+        _check_days(trailer.segments, inflater.frames, self._strict_days)
         self.trailer = trailer
 
     def index(self) -> Trailer | None:
@@ -164,7 +202,12 @@ class ContainerReader:
                 raise TruncatedError("the file ends before its locator; it was truncated.")
             self._source.seek(end - LOCATOR.size)
             final_offset, final_index, magic = LOCATOR.unpack(self._source.read(LOCATOR.size))
-            if magic != LOCATOR_MAGIC or not data_start <= final_offset < end - LOCATOR.size:
+            smallest_final = FRAME.size + TAG_BYTES  # an empty final frame
+            if (
+                magic != LOCATOR_MAGIC
+                or not data_start <= final_offset <= end - LOCATOR.size - smallest_final
+                or final_index > frames_module.MAX_COUNTER
+            ):
                 raise TruncatedError("the file does not end with its locator; it was truncated or altered.")
             self._source.seek(final_offset)
             frames = FrameSource(self._source, self.header, self._key, index=final_index, offset=final_offset)
@@ -173,7 +216,7 @@ class ContainerReader:
                 raise TrailerMismatchError("the locator does not point at the final chunk; the file was altered.")
             frames.read_locator(final_offset, final_index)
             trailer = _parse_trailer(plaintext)
-            _check_index(trailer, final_index, final_offset, data_start, self._count_rows)
+            _check_index(trailer, final_index, final_offset, data_start, self._count_rows, self.header.version)
             self._index = trailer
         return self._index
 
@@ -203,6 +246,7 @@ class ContainerReader:
             yield from inflater.feed(index, offset, plaintext)
         inflater.finish()
         _check_frames([_frame_of(segment)], inflater.frames, self._count_rows)
+        _check_days([segment], inflater.frames, self._strict_days)
 
     # --- version 1 -------------------------------------------------------------------------------
 
@@ -290,15 +334,30 @@ def _parse_trailer(raw: bytes) -> Trailer:
         raise TrailerMismatchError(f"the trailer is unreadable ({e.__class__.__name__}).") from None
 
 
-def _check_index(trailer: Trailer, final_index: int, final_offset: int, data_start: int, count_rows: bool) -> None:
+def _check_index(
+    trailer: Trailer, final_index: int, final_offset: int, data_start: int, count_rows: bool, version: int
+) -> None:
     """The trailer's own consistency: its chunk count is the final chunk's counter, and its segments
     tile the data chunks in order, their counts adding up to the totals."""
     problem = None
     segments = trailer.segments
+    labels = [s.label for s in segments]
     if trailer.chunks != final_index:
         problem = f"it counts {trailer.chunks} chunks but the final chunk is number {final_index}"
     elif (trailer.rows is None) == count_rows:
         problem = "its row count does not fit the file's kind"
+    elif len(segments) > frames_module.MAX_SEGMENTS:
+        problem = f"it lists {len(segments)} segments, more than {frames_module.MAX_SEGMENTS}"
+    elif count_rows and trailer.rows and not segments and version >= 3:
+        problem = "an archive with rows has no day index"
+    elif not count_rows and segments:
+        problem = "a backup has no segments"
+    elif count_rows and not all(is_day_label(label) for label in labels):
+        bad = next(label for label in labels if not is_day_label(label))
+        problem = f"a segment label is not a day (YYYY-MM-DD): {bad[:20]!r}"
+    elif count_rows and not all(a < b for a, b in zip(labels, labels[1:], strict=False)):
+        bad = next(b for a, b in zip(labels, labels[1:], strict=False) if not a < b)
+        problem = f"its days are not in increasing order (day {bad})"
     elif segments:
         chunks = [s.chunk for s in segments]
         offsets = [s.offset for s in segments]
@@ -347,6 +406,21 @@ def _check_frames(expected: list[tuple], frames: list[_Frame], count_rows: bool)
             f"{rows} rows read, the trailer describes {len(expected)} frame(s), "
             f"{sum(e[3] for e in expected)} bytes."
         )
+
+
+def _check_days(segments, frames: list[_Frame], strict: bool) -> None:
+    """An archive's day ``YYYY-MM-DD`` holds only rows whose timestamps fall on that day: each of its
+    rows begins with ``{"timestamp":"YYYY-MM-DD`` (a writer's bug otherwise: only a key holder can
+    make such a file, and a one-day restore would return another day's rows). Version 3 archives."""
+    if not strict:
+        return
+    for segment, frame in zip(segments, frames, strict=False):
+        if frame.rows and (frame.day != segment.label.encode() or frame.rows_in_day != frame.rows):
+            outside = frame.rows - frame.rows_in_day if frame.day == segment.label.encode() else frame.rows
+            raise TrailerMismatchError(
+                f"day {segment.label} holds {outside} row(s) whose timestamp is not on that day; the archive "
+                "was written wrongly and cannot be trusted for that day."
+            )
 
 
 def read_plain_header(source: BinaryIO) -> hdr.Header:
