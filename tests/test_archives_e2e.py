@@ -51,7 +51,7 @@ def test_archive_100k_rows_and_restore_into_an_empty_fractal_gives_identical_row
     archive = archive_of(admin, source)
     assert archive.row_count == 100_000
     assert archive.size_bytes == get_store("archives").size(archive.file_name)
-    assert archive.format_version == 2 and archive.key_id and len(archive.day_offsets) >= 10
+    assert archive.format_version == 3 and archive.key_id and len(archive.day_offsets) >= 10
     assert archive.time_start <= archive.time_end
     assert archive.progress_rows == archive.expected_rows == 100_000
 

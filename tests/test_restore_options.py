@@ -50,7 +50,7 @@ def test_a_one_day_restore_of_a_30_day_archive_inserts_exactly_that_day_as_estim
     # --to is exclusive: the hold ends at the last instant before it, so the next day is not held.
     assert (job.hold_start, job.hold_end) == (day_start, day_start + timedelta(days=1, microseconds=-1))
     # Seekable archive: only that day's chunks (plus header, locator and index) were read.
-    assert archive.format_version == 2 and len(archive.day_offsets) >= 30
+    assert archive.format_version == 3 and len(archive.day_offsets) >= 30
     assert 0 < job.bytes_read <= archive.size_bytes / 10, (job.bytes_read, archive.size_bytes)
 
     whole = restore(admin, archive, make_fractal(), RestoreOptions())
