@@ -198,9 +198,10 @@ def browser():
     driver.quit()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def clickhouse_cluster(tmp_path_factory):
-    """ZooKeeper and two more ClickHouse servers (scripts/cluster.sh), for the whole session."""
+    """ZooKeeper and two more ClickHouse servers (scripts/cluster.sh), for the module that uses them:
+    stopped after it, so that their background work never competes with later tests' time bounds."""
     from tests.clickhouse_cluster import Cluster
 
     cluster = Cluster.start(tmp_path_factory.mktemp("chcluster") / "cluster")

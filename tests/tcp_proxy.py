@@ -63,6 +63,12 @@ class TcpProxy:
         for sock in connections:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                # close() alone does not reset a socket another thread is blocked in recv() on (the
+                # pipe's): the peer would wait for an answer that never comes. shutdown() wakes it.
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 sock.close()
             except OSError:
                 pass

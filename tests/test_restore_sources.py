@@ -61,7 +61,8 @@ def restore_fails(admin, archive, target, enqueue=False):
     assert job.status == RestoreJob.Status.FAILED
     assert logstore.fractal_checksum(str(target.id)) == before
     # The failure is recorded first, the staging table dropped after it (restore.run_restore).
-    wait_until(lambda: logstore.tables_with_prefix(STAGING_PREFIX) == [], 30, 0.1, "the staging table to go")
+    own = f"{STAGING_PREFIX}{job.id.hex}_"
+    wait_until(lambda: logstore.tables_with_prefix(own) == [], 30, 0.1, "the staging table to go")
     assert not FractalClaim.objects.exists()
     return job
 
