@@ -111,6 +111,14 @@ def test_a_cluster_with_unreplicated_tables_is_refused_with_a_clear_message(clic
         assert error.id == "strix.E006" and "not a ReplicatedMergeTree" in error.msg
 
 
+def archived_pair(admin, make_fractal, seed_number: int, target_rows: int):
+    """A source of 2,000 rows with its archive, and a target of ``target_rows`` rows with its checksum."""
+    source, target = make_fractal(), make_fractal()
+    seed(source, 2_000, seed_number)
+    seed(target, target_rows, seed_number + 1)
+    return source, target, archive_in_process(admin, source), checksum(target)
+
+
 def plant_fence(fractal, fence):
     """What a replica that saw another owner's fence would evaluate: a higher fence for the fractal."""
     logstore.execute(
@@ -125,11 +133,7 @@ def test_a_clear_that_deleted_nothing_is_never_attached_on_top_of(clickhouse_clu
     """A fenced DELETE reported done while it deleted nothing (a replica that evaluated the fence as
     another owner's): the restore proves the clear, finds the rows, fails and attaches nothing."""
     with clickhouse_cluster.layout(layout):
-        source, target = make_fractal(), make_fractal()
-        seed(source, 2_000, 31)
-        seed(target, 500, 32)
-        archive = archive_in_process(admin, source)
-        before = checksum(target)
+        source, target, archive, before = archived_pair(admin, make_fractal, 31, 500)
         job = services.request_restore(admin, archive, target=target, enqueue=False)
         plant_fence(target, job.fence + 1_000)
         services.run_restore(job.id)
@@ -153,11 +157,7 @@ def test_a_replica_that_cannot_receive_the_fence_fails_the_restore_before_anythi
 ):
     monkeypatch.setattr(fences, "QUORUM_TIMEOUT_MS", 2_000)
     with clickhouse_cluster.layout("repl"):
-        source, target = make_fractal(), make_fractal()
-        seed(source, 2_000, 41)
-        seed(target, 500, 42)
-        archive = archive_in_process(admin, source)
-        before = checksum(target)
+        source, target, archive, before = archived_pair(admin, make_fractal, 41, 500)
         stop_fetches(clickhouse_cluster.ch2, "claim_fences")  # the lagging replica of the facts file (H1b)
         try:
             job = restore(admin, archive, target, clear=True)
@@ -260,11 +260,7 @@ def test_zookeeper_stopped_for_ten_seconds_fails_the_restore_truthfully_and_noth
     clickhouse_cluster, admin, make_fractal
 ):
     with clickhouse_cluster.layout("repl"):
-        source, target = make_fractal(), make_fractal()
-        seed(source, 2_000, 71)
-        seed(target, 600, 72)
-        archive = archive_in_process(admin, source)
-        before = checksum(target)
+        source, target, archive, before = archived_pair(admin, make_fractal, 71, 600)
         clickhouse_cluster.signal("zk", signal.SIGSTOP)
         stopped = time.monotonic()
         try:
