@@ -89,10 +89,18 @@ class Archive(OperationRecord):
         max_length=64, blank=True, help_text="format version 1 archives: SHA-256 of the plaintext"
     )
     key_id = models.CharField(max_length=32, blank=True)
-    # Per whole UTC day archived: [rows, sum of row hashes], taken just before the day was streamed, so
-    # every row counted is in the archive. Retention deletes a day only while the log store still
-    # matches these figures (see retention.py). Recorded for fractals with a retention policy.
+    # Per UTC day archived: [rows, sum of row hashes, sum of salted second hashes], taken before the day
+    # was streamed (or copied), so every row counted is in the archive. Retention deletes a day only
+    # while the log store still matches the first two (see retention.py); the next archive copies a day
+    # whose three figures are unchanged (synthetic.py). Older records hold only the first two.
     day_checksums = models.JSONField(default=dict, blank=True, editable=False)
+    # Synthetic full archives (synthetic.py): days copied from the previous archive's file and days read
+    # from the log store, the previous archive copied from, and the rows the log store formatted.
+    full_read = models.BooleanField(default=False, help_text="every day read from the log store, none copied")
+    days_copied = models.PositiveIntegerField(null=True, blank=True)
+    days_read = models.PositiveIntegerField(null=True, blank=True)
+    copied_from = models.UUIDField(null=True, blank=True, help_text="the archive whose unchanged days were copied")
+    rows_read = models.BigIntegerField(null=True, blank=True, help_text="rows read and formatted by the log store")
     # Per whole or partial UTC day archived: [rows, NDJSON bytes], for a restore's estimate beforehand.
     day_rows = models.JSONField(default=dict, blank=True, editable=False)
     # Container format version 2 and later index their days: {day: [first chunk, file offset]}, the

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 from django.conf import settings
 
 from archives.models import Archive, ArchiveEvent
+from archives.services import synthetic
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, release_claim, require
 from archives.services.delete import prune_archives
 from archives.services.errors import JobCancelled, require_admin
@@ -17,7 +19,7 @@ from archives.services.queue import ARCHIVE_TASK, enqueue_after_commit
 from archives.services.stored_file import recorded_index
 from strix import failpoints, logstore
 from strix.crypto.container import ContainerWriter
-from strix.crypto.keys import Keyring
+from strix.crypto.keys import Keyring, figures_salt
 from strix.fractals.models import Fractal
 from strix.storage import get_store
 
@@ -128,21 +130,34 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     # The span taken here is the archive's time range, in its header and in its record alike: rows
     # are streamed up to it, so a row arriving meanwhile with a later timestamp waits for the next archive.
     until = logstore.just_after(last) if expected else None
-    day_checksums: dict[str, list[int]] = {}
     keyring = Keyring.from_settings()
-    with store.open_write(archive.file_name) as sink:
+    # Each day's figures, taken before any day is streamed or copied: every row they count is in
+    # this archive. Retention's proof and the next archive's copying both rest on them.
+    salt = figures_salt(keyring.current, fractal_id)
+    figures = logstore.day_fingerprints(fractal_id, since, until, salt) if expected else {}
+    counts = {"days_copied": 0, "days_read": 0, "rows_read": 0}
+    with ExitStack() as stack:
+        copier = None if archive.full_read or not expected else synthetic.open_copier(stack, archive, claim)
+        sink = stack.enter_context(store.open_write(archive.file_name))
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
             for window_start, window_end in logstore.windows_between(first, last, since, until) if expected else []:
                 day = window_start.date().isoformat()
-                if fractal.retention_days and window_start == _midnight(window_start):
-                    # Taken before the day is streamed: every row it counts is in this archive.
-                    day_checksums[day] = list(logstore.window_checksum(fractal_id, window_start, window_end))
+                before = writer.rows_written
+                if copier and copier.can_copy(day, figures.get(day)):
+                    if copier.copy(day, writer, lambda rows: heartbeat.progress(before + rows)):  # noqa: B023
+                        counts["days_copied"] += 1
+                        heartbeat.progress(writer.rows_written)
+                        heartbeat.check()
+                        continue
                 writer.begin_segment(day)  # each day its own zstd frame, indexed: restorable alone
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)
                     failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
+                if writer.rows_written > before:
+                    counts["days_read"] += 1
+                    counts["rows_read"] += writer.rows_written - before
             heartbeat.progress(writer.rows_written, phase="Publishing")
             trailer = writer.close()
         heartbeat.check()
@@ -155,14 +170,11 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         "time_start": first,
         "time_end": last,
         "progress_rows": trailer.rows,
-        "day_checksums": day_checksums,
+        "day_checksums": {day: list(values) for day, values in figures.items()},
+        **counts,
         # The file's own day index, for restore estimates and for reading only the days asked for.
         **recorded_index(writer.header, trailer),
     }
-
-
-def _midnight(value: datetime) -> datetime:
-    return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _iso(value: datetime) -> str:

@@ -37,6 +37,11 @@ def delete_archive(user, archive: Archive, claim: Claim | None = None) -> None:
             raise ArchiveInUse(
                 f"a search is reading archive {archive.short_id}; delete it when the search has finished."
             )
+        if Archive.objects.filter(copied_from=archive.pk, status__in=Archive.ACTIVE).exists():
+            raise ArchiveInUse(
+                f"a new archive is copying unchanged days from archive {archive.short_id}; delete it when "
+                "that archive has finished."
+            )
         if archive.verification == Archive.Verification.VERIFYING:
             raise ArchiveInUse(f"archive {archive.short_id} is being verified; delete it when that has finished.")
         refuse_under_legal_hold(archive.fractal_id, f"deleting archive {archive.short_id}")

@@ -56,8 +56,8 @@ def _archived_checksums(fractal: Fractal) -> dict[str, set[tuple[int, int]]]:
     for checksums in Archive.objects.filter(fractal=fractal, status=Archive.Status.COMPLETED).values_list(
         "day_checksums", flat=True
     ):
-        for day, (count, total) in checksums.items():
-            recorded.setdefault(day, set()).add((int(count), int(total)))
+        for day, figures in checksums.items():  # [rows, sum of row hashes, (newer records) salted sum]
+            recorded.setdefault(day, set()).add((int(figures[0]), int(figures[1])))
     return recorded
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import BinaryIO
@@ -79,6 +80,10 @@ class Trailer:
 
     def segment(self, label: str) -> Segment | None:
         return next((s for s in self.segments if s.label == label), None)
+
+
+class _Compressed(bytes):
+    """Compressed bytes for the writer's thread to seal as they are (a copied segment)."""
 
 
 class ContainerWriter:
@@ -165,6 +170,21 @@ class ContainerWriter:
         self._segment_counts.append((self._bytes, self._rows))
         self._queue.put(("segment", label))
 
+    def copy_segment(self, label: str, compressed: Iterable[bytes], plaintext_bytes: int, rows: int) -> None:
+        """Add segment ``label`` whose bytes are already one complete zstd frame (a day of another
+        archive, read and authenticated there): re-sealed under this file's keys, never recompressed.
+
+        ``plaintext_bytes`` and ``rows`` are what the frame decompresses to, as that file's
+        authenticated index says; the caller checks the frame against them before copying it."""
+        self.begin_segment(label)
+        self._bytes += plaintext_bytes
+        if self._count_rows:
+            self._rows += rows
+        for piece in compressed:
+            self._raise_failure()
+            if piece:
+                self._queue.put(_Compressed(bytes(piece)))
+
     def write(self, data: bytes) -> int:
         if self.trailer is not None:
             raise ValueError("the container is already closed")
@@ -241,18 +261,24 @@ class ContainerWriter:
     def _compress_and_seal(self) -> None:
         ended = False  # the caller's end-of-input was taken from the queue
         try:
-            chunker, label = None, None
+            chunker, label, started = None, None, False
             while (item := self._queue.get()) is not None:
                 if self._failure is not None:
                     continue
                 if isinstance(item, tuple):  # a new segment: its bytes start a new zstd frame, later
                     chunker = self._finish_frame(chunker)
-                    label = item[1]
+                    label, started = item[1], False
+                    continue
+                if not started:
+                    started = True
+                    if label is not None:
+                        self._starts.append((label, self._index, self._offset))
+                if isinstance(item, _Compressed):  # a copied frame: sealed as it is, in chunk-size pieces
+                    for start in range(0, len(item), self._chunk_size):
+                        self._write_frame(item[start : start + self._chunk_size], DATA)
                     continue
                 if chunker is None:
                     chunker = self._compressor.chunker(chunk_size=self._chunk_size)
-                    if label is not None:
-                        self._starts.append((label, self._index, self._offset))
                 for chunk in chunker.compress(item):
                     self._write_frame(chunk, DATA)
             ended = True

@@ -50,6 +50,12 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"strix key id v1", hashlib.sha256).digest()[:KEY_ID_BYTES].hex()
 
 
+def figures_salt(key: bytes, fractal_id: str) -> str:
+    """The secret salt of a fractal's second row hash (strix.logstore.schema.salted_row_hash): bound to
+    the key and the fractal, so that nobody without the key can craft rows to match a day's figures."""
+    return hmac.new(key, b"strix day figures v1\0" + fractal_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class Keyring:
     current: bytes | None

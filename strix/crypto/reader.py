@@ -233,6 +233,26 @@ class ContainerReader:
             stop = trailer.segments[position + 1].chunk if position + 1 < len(trailer.segments) else trailer.chunks
             yield from self._read_segment(segment, stop)
 
+    def sealed_segment(self, label: str) -> Iterator[bytes]:
+        """Segment ``label``'s compressed bytes (its one zstd frame), each chunk authenticated at its
+        position, without decompressing them: for copying a day into another file. The caller checks
+        the day first with :meth:`read_segments`, which decompresses and checks it whole."""
+        trailer = self.index()
+        if trailer is None:
+            raise ContainerError("this file is in format version 1, which can only be read whole.")
+        position = next((i for i, s in enumerate(trailer.segments) if s.label == label), None)
+        if position is None:
+            raise TrailerMismatchError(f"the file's index has no day {label}.")
+        segment = trailer.segments[position]
+        stop = trailer.segments[position + 1].chunk if position + 1 < len(trailer.segments) else trailer.chunks
+        self._source.seek(segment.offset)
+        frames = FrameSource(self._source, self.header, self._key, index=segment.chunk, offset=segment.offset)
+        while frames.index < stop:
+            flag, _, _, plaintext = frames.next_frame()
+            if flag == FINAL:
+                raise TrailerMismatchError(f"segment {segment.label} runs into the final chunk; the index is wrong.")
+            yield plaintext
+
     def _read_segment(self, segment: Segment, stop: int) -> Iterator[bytes]:
         self._source.seek(segment.offset)
         frames = FrameSource(self._source, self.header, self._key, index=segment.chunk, offset=segment.offset)

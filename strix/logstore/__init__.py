@@ -52,6 +52,7 @@ from strix.logstore.records import stream_records
 from strix.logstore.rows import (
     count_rows,
     day_figures,
+    day_fingerprints,
     day_windows,
     days_before,
     fractal_checksum,
@@ -110,6 +111,7 @@ __all__ = [
     "current_fence",
     "database",
     "day_figures",
+    "day_fingerprints",
     "days_before",
     "day_windows",
     "delete_rows",

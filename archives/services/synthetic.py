@@ -1,0 +1,156 @@
+"""Synthetic full archives: the days that did not change are copied from the previous archive's file.
+
+An archive first asks the log store for each day's figures (rows, sum of row hashes, sum of salted
+second hashes: one grouped statement that neither sorts nor formats). A day whose three figures equal
+the ones the previous archive recorded for it, and whose rows the previous file's authenticated index
+agrees with, is copied: its chunks are read and authenticated, decompressed and checked whole (one
+zstd frame, its bytes and rows, every row on that day), then read again and re-sealed into the new
+file under the new file's keys, never recompressed. Any other day is read from the log store.
+
+The result is a full archive of its own: its header, index, trailer and record describe only itself,
+and it restores after the previous archive is deleted. What proves a day unchanged is documented in
+docs/ARCHIVES.md ("Synthetic full archives").
+
+A previous file that fails authentication or a check while a day is checked: that day is read from
+the log store, the previous archive is marked Damaged (an alert follows, see alerts.py) and nothing
+more is copied from it. Damage found while the checked day is copied (the file changed between the
+two reads) fails the archive: part of the day is already in the new file.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from archives.models import Archive, ArchiveEvent
+from archives.services.claims import Claim, require, write_job
+from archives.services.history import record_event
+from archives.services.stored_file import ArchiveReading, check_index, open_archive
+from strix.crypto.container import ContainerWriter
+from strix.crypto.errors import ContainerError
+from strix.crypto.keys import Keyring
+from strix.errors import OperatorError
+
+log = logging.getLogger(__name__)
+
+# What a synthetic archive compares: (rows, sum of row hashes, sum of salted second hashes).
+FIGURES = 3
+
+
+class PreviousFileChanged(OperatorError):
+    """The previous archive's file failed while a checked day was being copied out of it."""
+
+
+def previous_archive(archive: Archive, key_id: str) -> Archive | None:
+    """The newest completed, undamaged archive of the same fractal made before ``archive``, in format 3
+    or later, whose figures were taken with the current key's salt."""
+    candidates = Archive.objects.filter(
+        fractal_id=archive.fractal_id,
+        status=Archive.Status.COMPLETED,
+        created_at__lt=archive.created_at,
+        format_version__gte=3,
+        key_id=key_id,
+    ).exclude(verification=Archive.Verification.DAMAGED)
+    return candidates.order_by("-created_at").first()
+
+
+@dataclass
+class DayCopier:
+    """Copies unchanged days of ``previous`` into a new archive's writer (see the module's rules)."""
+
+    archive: Archive
+    claim: Claim
+    previous: Archive
+    reading: ArchiveReading
+    segments: dict = field(default_factory=dict)
+    usable: bool = True
+
+    def can_copy(self, day: str, figures: tuple[int, int, int] | None) -> bool:
+        if not self.usable or figures is None:
+            return False
+        recorded = self.previous.day_checksums.get(day)
+        segment = self.segments.get(day)
+        return (
+            recorded is not None
+            and len(recorded) == FIGURES
+            and tuple(int(value) for value in recorded) == tuple(figures)
+            and segment is not None
+            and segment.rows == figures[0]
+        )
+
+    def copy(self, day: str, writer: ContainerWriter, progress) -> bool:
+        """Copy day ``day`` into ``writer``; False (nothing written) if the previous file failed its check."""
+        segment = self.segments[day]
+        reader = self.reader
+        try:
+            for _ in reader.read_segments([day]):  # authenticated, decompressed and checked; not kept
+                progress(reader.rows_read)
+        except ContainerError as e:
+            self._damaged(f"day {day}", e)
+            return False
+        except OperatorError as e:  # storage unreachable, file gone: not damage, just no copying
+            log.warning("archive %s reads day %s from the log store: %s", self.archive.id, day, e)
+            self.usable = False
+            return False
+        try:
+            writer.copy_segment(day, reader.sealed_segment(day), segment.plaintext_bytes, segment.rows)
+        except ContainerError as e:
+            self._damaged(f"day {day}", e)
+            raise PreviousFileChanged(
+                f"the file of archive {self.previous.short_id} failed while day {day} was copied out of it "
+                f"({e}); it is marked Damaged and the next archive reads every day from the log store."
+            ) from e
+        except OperatorError as e:
+            raise PreviousFileChanged(
+                f"the file of archive {self.previous.short_id} could not be read while day {day} was copied "
+                f"out of it ({e}); run the archive again."
+            ) from e
+        return True
+
+    @property
+    def reader(self):
+        return self.reading.reader
+
+    def _damaged(self, what: str, error: Exception) -> None:
+        self.usable = False
+        damage = f"{what} failed while archive {self.archive.short_id} copied from it: {error}"
+        log.warning("archive %s is damaged: %s", self.previous.id, damage)
+        require(self.claim)  # a worker that lost its claim writes nothing
+        Archive.objects.filter(pk=self.previous.pk).update(
+            verification=Archive.Verification.DAMAGED, damage=damage, verified_at=timezone.now()
+        )
+        record_event(
+            self.previous.fractal_id,
+            ArchiveEvent.Action.VERIFY,
+            "damaged",
+            f"archive {self.previous.short_id}: {damage}; its days were read from the log store instead",
+        )
+
+
+def open_copier(stack: ExitStack, archive: Archive, claim: Claim) -> DayCopier | None:
+    """The previous archive to copy unchanged days from, opened and checked (its header is this
+    fractal's, its index the record's), and recorded on ``archive`` so that it is not deleted while
+    days are copied out of it; None when there is none to use (then every day is read)."""
+    keyring = Keyring.from_settings()
+    with transaction.atomic():
+        previous = previous_archive(archive, keyring.current_id)
+        if previous is None:
+            return None
+        # Locked so that a deletion either went first or waits and then refuses (delete.py).
+        previous = Archive.objects.select_for_update().get(pk=previous.pk)
+        write_job(archive, claim, copied_from=previous.id)
+    try:
+        reading = stack.enter_context(open_archive(previous))
+        index = reading.reader.index()
+        check_index(previous, index)
+    except ContainerError as e:
+        DayCopier(archive, claim, previous, None)._damaged("its day index", e)
+        return None
+    except OperatorError as e:
+        log.warning("archive %s reads every day from the log store: archive %s: %s", archive.id, previous.id, e)
+        return None
+    return DayCopier(archive, claim, previous, reading, {s.label: s for s in index.segments})
