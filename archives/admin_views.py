@@ -195,7 +195,8 @@ def _act(request, fractal: Fractal, admin_site):
     try:
         if action == "archive":
             warning = prune_warning(fractal)  # before the new archive exists: it is the one counted
-            archive = services.request_archive(request.user, fractal)
+            full_read = request.POST.get("full_read") == "yes"
+            archive = services.request_archive(request.user, fractal, full_read=full_read)
             messages.success(request, f"Archive {archive.short_id} queued.")
             if warning:
                 messages.warning(request, warning)

@@ -115,6 +115,16 @@ class Archive(OperationRecord):
     def __str__(self):
         return f"{self.fractal.name} archive {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
 
+    @property
+    def days_description(self) -> str:
+        """ "28 days copied, 2 read" (full read: "30 days read"); empty for archives made before."""
+        if self.days_copied is None:
+            return ""
+        read = f"{self.days_read} day{'s' if self.days_read != 1 else ''} read"
+        if not self.days_copied:
+            return f"{read} (full read)" if self.full_read else read
+        return f"{self.days_copied} day{'s' if self.days_copied != 1 else ''} copied, {read}"
+
 
 def _display_state(job) -> tuple[str, str]:
     """(label, css state) of a job as every list shows it: an archive's Damaged, Missing and Verified are

@@ -8,6 +8,7 @@ the condition no longer holds, and a later recurrence is a new incident. Conditi
 - no completed PostgreSQL backup within STRIX_BACKUP_MAX_AGE_HOURS (26);
 - a scheduled archive overdue by one period;
 - retention keeping days because no archive holds them;
+- an archive whose stored file is damaged (found by Verify, or by an archive copying days from it);
 - archive records and stored files that disagree (see reconcile.py).
 
 A backup run that fails is announced by the backup command itself, at once (the database may be the
@@ -128,6 +129,22 @@ def _retention_keeping_days(now: datetime) -> list[Condition]:
     return found
 
 
+def _damaged_archives(now: datetime) -> list[Condition]:
+    """Archives whose stored file failed authentication (Verify, or a synthetic archive copying from it)."""
+    damaged = Archive.objects.filter(
+        status=Archive.Status.COMPLETED, verification=Archive.Verification.DAMAGED
+    ).select_related("fractal")
+    return [
+        Condition(
+            f"archive-damaged:{archive.pk}",
+            "archive damaged",
+            f"Archive {archive.short_id} of fractal {archive.fractal.name} is damaged and cannot be restored: "
+            f"{archive.damage[:500]}. Put back its file from a copy, or delete the archive and create a new one.",
+        )
+        for archive in damaged
+    ]
+
+
 def _drift(now: datetime) -> list[Condition]:
     drift = find_drift()
     if not drift.any:
@@ -143,7 +160,7 @@ def _drift(now: datetime) -> list[Condition]:
     ]
 
 
-CHECKS = (_failed_jobs, _stale_backup, _overdue_archives, _retention_keeping_days, _drift)
+CHECKS = (_failed_jobs, _stale_backup, _overdue_archives, _retention_keeping_days, _damaged_archives, _drift)
 
 
 def current_conditions(now: datetime | None = None) -> list[Condition]:

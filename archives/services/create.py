@@ -30,22 +30,28 @@ def archive_file_name(archive: Archive) -> str:
     return f"{archive.fractal_id}/{archive.id}.strix-archive"
 
 
-def request_archive(user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enqueue: bool = True) -> Archive:
+def request_archive(
+    user, fractal: Fractal, kind: str = Archive.Kind.MANUAL, enqueue: bool = True, full_read: bool = False
+) -> Archive:
     """Claim the fractal and queue an archive of it; raises FractalBusy or NotAllowed at once.
 
-    Scheduled archives pass ``user=None`` and are made on the system's behalf.
+    Scheduled archives pass ``user=None`` and are made on the system's behalf. Unless ``full_read``,
+    the days unchanged since the previous archive are copied from its file (synthetic.py).
     """
     if user is not None:
         require_admin(user, fractal)
 
     def create(token: str, fence: int) -> Archive:
-        archive = Archive.objects.create(fractal=fractal, kind=kind, requested_by=user, lock_token=token, fence=fence)
+        archive = Archive.objects.create(
+            fractal=fractal, kind=kind, requested_by=user, lock_token=token, fence=fence, full_read=full_read
+        )
         archive.file_name = archive_file_name(archive)
         archive.save(update_fields=["file_name"])
         return archive
 
     archive = claim_fractal(fractal, create, "archive")
-    record_event(fractal.pk, ArchiveEvent.Action.ARCHIVE, "requested", f"{kind} archive {archive.short_id}", user)
+    how = " (full read)" if full_read else ""
+    record_event(fractal.pk, ArchiveEvent.Action.ARCHIVE, "requested", f"{kind} archive {archive.short_id}{how}", user)
     if enqueue:
         enqueue_after_commit(ARCHIVE_TASK, archive.id, fractal.name)
     return archive
@@ -92,7 +98,7 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
         archive.fractal_id,
         ArchiveEvent.Action.ARCHIVE,
         "completed",
-        f"archive {archive.short_id}: {result['row_count']:,} rows",
+        f"archive {archive.short_id}: {result['row_count']:,} rows; {_days_of(archive, result)}",
     )
     try:
         prune_archives(archive.fractal, claim)  # only once the new archive is safely stored
@@ -100,6 +106,11 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
         log.warning("pruning archives of %s after archive %s failed: %s", archive.fractal.name, archive.id, e)
     release_claim(claim, archive.lock_token)
     return archive
+
+
+def _days_of(archive: Archive, result: dict) -> str:
+    made = Archive(days_copied=result["days_copied"], days_read=result["days_read"], full_read=archive.full_read)
+    return made.days_description
 
 
 def _fail(archive: Archive, claim: Claim, store, error: str, status=Archive.Status.FAILED) -> None:
@@ -144,11 +155,13 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                 day = window_start.date().isoformat()
                 before = writer.rows_written
                 if copier and copier.can_copy(day, figures.get(day)):
+                    heartbeat.progress(before, phase="Copying")
                     if copier.copy(day, writer, lambda rows: heartbeat.progress(before + rows)):  # noqa: B023
                         counts["days_copied"] += 1
                         heartbeat.progress(writer.rows_written)
                         heartbeat.check()
                         continue
+                heartbeat.progress(before, phase="Reading")
                 writer.begin_segment(day)  # each day its own zstd frame, indexed: restorable alone
                 for block in logstore.stream_records(fractal_id, window_start, window_end):
                     writer.write(block)

@@ -48,8 +48,19 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
         create = sub.add_parser("create", help="archive a fractal's log rows (in a worker)")
         create.add_argument("fractal", help="fractal name or id")
+        create.add_argument(
+            "--full",
+            action="store_true",
+            help="read every day from the log store (default: copy the days unchanged since the previous "
+            "archive from its file, read only new or changed days)",
+        )
         self._common(create)
-        listing = sub.add_parser("list", help="list archives, newest first")
+        listing = sub.add_parser(
+            "list",
+            help="list archives, newest first",
+            description="'days copied+read': days copied unchanged from the previous archive's file + days read "
+            "from the log store.",
+        )
         listing.add_argument("fractal", nargs="?", help="only this fractal (name or id)")
         restore = sub.add_parser(
             "restore",
@@ -143,13 +154,14 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             raise CommandError(f"no user is named {username!r}.") from None
 
-    def _create(self, fractal, wait, username, **options):
-        archive = services.request_archive(self._user(username), find_fractal(fractal))
+    def _create(self, fractal, wait, username, full, **options):
+        archive = services.request_archive(self._user(username), find_fractal(fractal), full_read=full)
         self.stdout.write(f"Archive {archive.id} of fractal {archive.fractal.name} queued.")
         if wait:
             archive = self._wait(archive, "Archiving")
             self.stdout.write(
-                f"Completed: {archive.row_count:,} rows, {archive.size_bytes:,} bytes, {archive.file_name}"
+                f"Completed: {archive.row_count:,} rows ({archive.days_description}), {archive.size_bytes:,} bytes, "
+                f"{archive.file_name}"
             )
 
     def _restore(
@@ -209,13 +221,17 @@ class Command(BaseCommand):
             archives = archives.filter(fractal=find_fractal(fractal))
         self.stdout.write(
             f"{'id':36}  {'fractal':20} {'status':10} {'kind':9} {'created (UTC)':16} {'rows':>12} {'bytes':>14}"
+            f"  {'days copied+read':>16}"
         )
         for a in archives:
             rows = f"{a.row_count:,}" if a.row_count is not None else "-"
             size = f"{a.size_bytes:,}" if a.size_bytes is not None else "-"
             created = f"{a.created_at:%Y-%m-%d %H:%M}"
+            # days copied from the previous archive + days read from the log store
+            days = f"{a.days_copied}+{a.days_read}" if a.days_copied is not None else "-"
             self.stdout.write(
                 f"{a.id}  {a.fractal.name[:20]:20} {a.status:10} {a.kind:9} {created:16} {rows:>12} {size:>14}"
+                f"  {days:>16}"
             )
             if a.status == Archive.Status.FAILED:
                 self.stdout.write(f"{'':38}error: {a.error}")
