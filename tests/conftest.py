@@ -207,3 +207,28 @@ def clickhouse_cluster(tmp_path_factory):
     cluster = Cluster.start(tmp_path_factory.mktemp("chcluster") / "cluster")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def webhook(settings):
+    """A real HTTP server on a free port as the alert webhook; the JSON bodies it received."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    calls = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.STRIX_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
+    yield calls
+    server.shutdown()

@@ -6,10 +6,8 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.utils import timezone
@@ -140,28 +138,6 @@ def test_metrics_parse_and_carry_the_last_archive_and_backup(client, admin, make
     settings.STRIX_METRICS_TOKEN = "s3cret-token"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200
-
-
-class Hook(BaseHTTPRequestHandler):
-    calls: list = []
-
-    def do_POST(self):
-        Hook.calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook(settings):
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.STRIX_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
-    Hook.calls = []
-    yield Hook.calls
-    server.shutdown()
 
 
 def test_a_failed_archive_and_a_stale_backup_each_alert_exactly_once(

@@ -9,12 +9,13 @@ file under the new file's keys, never recompressed. Any other day is read from t
 
 The result is a full archive of its own: its header, index, trailer and record describe only itself,
 and it restores after the previous archive is deleted. What proves a day unchanged is documented in
-docs/ARCHIVES.md ("Synthetic full archives").
+docs/OPERATIONS.md ("Synthetic full archives").
 
 A previous file that fails authentication or a check while a day is checked: that day is read from
-the log store, the previous archive is marked Damaged (an alert follows, see alerts.py) and nothing
-more is copied from it. Damage found while the checked day is copied (the file changed between the
-two reads) fails the archive: part of the day is already in the new file.
+the log store and the previous archive is marked Damaged (an alert follows, see alerts.py); its other
+days are each checked whole in the same way before they are copied. Damage found while a checked day
+is copied (the file changed between the two reads) fails the archive: part of the day is already in
+the new file, which is then never published.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from archives.models import Archive, ArchiveEvent
 from archives.services.claims import Claim, require, write_job
 from archives.services.history import record_event
 from archives.services.stored_file import ArchiveReading, check_index, open_archive
+from strix import failpoints
 from strix.crypto.container import ContainerWriter
 from strix.crypto.errors import ContainerError
 from strix.crypto.keys import Keyring
@@ -68,6 +70,7 @@ class DayCopier:
     reading: ArchiveReading
     segments: dict = field(default_factory=dict)
     usable: bool = True
+    marked_damaged: bool = False
 
     def can_copy(self, day: str, figures: tuple[int, int, int] | None) -> bool:
         if not self.usable or figures is None:
@@ -89,13 +92,14 @@ class DayCopier:
         try:
             for _ in reader.read_segments([day]):  # authenticated, decompressed and checked; not kept
                 progress(reader.rows_read)
-        except ContainerError as e:
+        except ContainerError as e:  # this day is read instead; the others are each checked whole too
             self._damaged(f"day {day}", e)
             return False
         except OperatorError as e:  # storage unreachable, file gone: not damage, just no copying
             log.warning("archive %s reads day %s from the log store: %s", self.archive.id, day, e)
             self.usable = False
             return False
+        failpoints.reached("archive.copy-checked")
         try:
             writer.copy_segment(day, reader.sealed_segment(day), segment.plaintext_bytes, segment.rows)
         except ContainerError as e:
@@ -116,9 +120,11 @@ class DayCopier:
         return self.reading.reader
 
     def _damaged(self, what: str, error: Exception) -> None:
-        self.usable = False
         damage = f"{what} failed while archive {self.archive.short_id} copied from it: {error}"
         log.warning("archive %s is damaged: %s", self.previous.id, damage)
+        if self.marked_damaged:
+            return  # the record says so already; each further day is checked (and read) on its own
+        self.marked_damaged = True
         require(self.claim)  # a worker that lost its claim writes nothing
         Archive.objects.filter(pk=self.previous.pk).update(
             verification=Archive.Verification.DAMAGED, damage=damage, verified_at=timezone.now()
@@ -149,7 +155,7 @@ def open_copier(stack: ExitStack, archive: Archive, claim: Claim) -> DayCopier |
         check_index(previous, index)
     except ContainerError as e:
         DayCopier(archive, claim, previous, None)._damaged("its day index", e)
-        return None
+        return None  # without a trusted index nothing can be copied
     except OperatorError as e:
         log.warning("archive %s reads every day from the log store: archive %s: %s", archive.id, previous.id, e)
         return None
