@@ -12,6 +12,13 @@ limit:  each unavoidable stage alone on the same rows (ClickHouse producing the 
         cores and its slowest stage: no pipeline of those stages can be faster on this machine.
 Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
 
+--synthetic: a synthetic full archive (the days unchanged since the previous archive copied from its
+file) beside the native full pipeline and our own full archive, all on the same rows in one run: 30
+days of --rows rows are archived; then a retention run deletes the oldest day, a new day of 1/30 the
+rows arrives and 1,000 rows arrive late in an old day; the next archive is timed (best of --repeat;
+each copies from the same previous archive). Prints synthetic_vs_native, synthetic_vs_full, the days
+copied and read, and the share of the fractal's rows ClickHouse formatted for it (its own counter).
+
 --cluster: the same on a replicated cluster (1 shard x 2 replicas, scripts/cluster.sh, started for the
 run and stopped after): Strix and the native pipeline both talk to the first replica, which records
 every fence with a quorum and replicates every attached part to the second.
@@ -24,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from common import peak_rss_mb, setup_django
@@ -36,8 +44,9 @@ def child(action: str, *ids: str) -> None:
     from strix.fractals.models import Fractal
 
     started = time.perf_counter()
-    if action == "archive":
-        job = services.request_archive(None, Fractal.objects.get(pk=ids[0]), enqueue=False)
+    if action in ("archive", "synthetic"):  # a full read, or copying the days unchanged since the last one
+        fractal = Fractal.objects.get(pk=ids[0])
+        job = services.request_archive(None, fractal, enqueue=False, full_read=action == "archive")
         job = services.run_archive(job.id)
     else:
         archive = Archive.objects.get(pk=ids[0])
@@ -149,7 +158,7 @@ def report_ours(rows: int, runs: dict) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, help="rows of the fractal (default 1,000,000; --synthetic 5,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept (default 3)")
     parser.add_argument(
         "--ours-only", action="store_true",
@@ -160,16 +169,21 @@ def main():
         "--cluster", action="store_true",
         help="on a replicated ClickHouse cluster (scripts/cluster.sh), started and stopped for the run",
     )  # fmt: skip
+    parser.add_argument(
+        "--synthetic", action="store_true",
+        help="time a synthetic full archive after one new day and late rows (see above); --rows defaults to 5M",
+    )  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         setup_django(args.child[0])
         child(*args.child[1:])
         return
+    args.rows = args.rows or (5_000_000 if args.synthetic else 1_000_000)
     if args.cluster:
         start_cluster()
     try:
-        run(args)
+        run_synthetic(args) if args.synthetic else run(args)
     finally:
         if args.cluster:
             subprocess.run([str(CLUSTER_SCRIPT), "stop", str(CLUSTER_DIR)], check=False)
@@ -260,6 +274,77 @@ def run(args) -> None:
         f"peak_rss_mb={max(archive_rss, restore_rss)} limit_archive_s={limits['archive']:.2f} "
         f"limit_restore_s={limits['restore']:.2f} archive_vs_limit={archive_s / limits['archive']:.2f} "
         f"restore_vs_limit={restore_s / limits['restore']:.2f}"
+    )
+
+
+def run_synthetic(args) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from archives import services
+    from archives.models import Archive
+    from archives.services.retention import enforce_retention
+    from strix import logstore
+    from strix.fractals.models import Fractal
+    from strix.fractals.seeding import seed_fractal_rows
+
+    database = setup_django()
+    logstore.ensure_schema()
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    source = Fractal.objects.create(name=f"bench-synthetic-{database}")
+    runs: dict[str, list] = {"synthetic": [], "full": [], "native": []}
+    try:
+        day_rows = args.rows // 30
+        print(f"seeding {args.rows:,} rows over the 30 whole days before yesterday …", flush=True)
+        seed_fractal_rows(str(source.id), args.rows, days=30, seed=17, now=midnight - timedelta(days=1, milliseconds=1))
+        _, _, previous_id = run_child(database, "archive", str(source.id))
+        # A day passes: a retention run deletes the oldest day, yesterday's rows arrive, and some rows
+        # arrive late in an old day.
+        source.retention_days = 30
+        source.save()
+        deleted = enforce_retention(source).deleted_days
+        source.retention_days = None  # the archive then takes every row left (no cut first day)
+        source.save()
+        seed_fractal_rows(str(source.id), day_rows, days=1, seed=18, now=midnight - timedelta(milliseconds=1))
+        seed_fractal_rows(str(source.id), 1000, days=1, seed=19, now=midnight - timedelta(days=15, milliseconds=1))
+        total = logstore.count_rows(str(source.id))
+        print(f"retention deleted {', '.join(deleted)}; {day_rows:,} rows of a new day and 1,000 late rows added; "
+              f"{total:,} rows", flush=True)  # fmt: skip
+        columns = ", ".join(logstore.RECORD_COLUMNS)
+        select = (
+            f"SELECT {columns} FROM {database}.logs WHERE fractal_id = '{source.id}' ORDER BY timestamp "
+            "FORMAT JSONEachRow"
+        )
+        key, iv = os.urandom(32).hex(), os.urandom(16).hex()
+        for _ in range(args.repeat):  # interleaved; each synthetic archive copies from the same previous one
+            seconds, rss, synthetic_id = run_child(database, "synthetic", str(source.id))
+            synthetic = Archive.objects.get(pk=synthetic_id)
+            runs["synthetic"].append((seconds, rss, synthetic.days_copied, synthetic.days_read, synthetic.rows_read))
+            seconds, rss, full_id = run_child(database, "archive", str(source.id))
+            runs["full"].append((seconds, rss))
+            full = Archive.objects.get(pk=full_id)
+            assert (synthetic.row_count, synthetic.day_checksums) == (full.row_count, full.day_checksums)
+            for made in (synthetic, full):
+                services.delete_archive(None, made)
+            with tempfile.NamedTemporaryFile(suffix=".zst.enc") as encrypted:
+                runs["native"].append(
+                    shell(
+                        f'{CLIENT} -q "{select}" | zstd -3 -T2 -q | '
+                        f"openssl enc -aes-256-ctr -K {key} -iv {iv} > {encrypted.name}"
+                    )
+                )
+        assert Archive.objects.filter(fractal=source).values_list("pk", flat=True).get() == uuid.UUID(previous_id)
+    finally:
+        cleanup(database, source)
+    synthetic_s, synthetic_rss, copied, read, formatted = min(runs["synthetic"])
+    full_s, full_rss = min(runs["full"])
+    native_s = min(runs["native"])
+    print(f"rows={total:,}  best of {args.repeat} interleaved runs")
+    print(f"synthetic archive {synthetic_s:.2f}s ({copied} days copied, {read} read, {formatted:,} rows formatted); "
+          f"our full archive {full_s:.2f}s; native full pipeline {native_s:.2f}s")  # fmt: skip
+    print(
+        f"synthetic_vs_native={native_s / synthetic_s:.2f} synthetic_vs_full={full_s / synthetic_s:.2f} "
+        f"days_copied={copied} days_read={read} formatted_share={formatted / total:.3f} "
+        f"peak_rss_mb={max(synthetic_rss, full_rss)}"
     )
 
 

@@ -7,9 +7,9 @@ from archives.models import Archive
 from tests.celery_worker import wait_until
 
 
-def archive_in_process(user, fractal) -> Archive:
+def archive_in_process(user, fractal, full_read: bool = False) -> Archive:
     """Make a completed archive of ``fractal`` here, without a worker; fails the test otherwise."""
-    archive = services.request_archive(user, fractal, enqueue=False)
+    archive = services.request_archive(user, fractal, enqueue=False, full_read=full_read)
     services.run_archive(archive.id)
     archive.refresh_from_db()
     assert archive.status == Archive.Status.COMPLETED, archive.error

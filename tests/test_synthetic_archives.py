@@ -19,7 +19,7 @@ from strix import logstore
 from strix.fractals.demo import generate_rows
 from strix.storage import get_store
 from tests.celery_worker import wait_for_job, wait_until
-from tests.jobs import reap_when_lock_lapses
+from tests.jobs import archive_in_process, reap_when_lock_lapses
 from tests.test_format_spec import independent_reader
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,14 +39,6 @@ def day(days_ago: int) -> str:
 def add_rows(fractal, count: int, last_day: int, days: int = 1, seed: int = 1) -> None:
     """``count`` rows spread over ``days`` whole UTC days, the newest of them ``last_day`` days ago."""
     logstore.insert_rows(str(fractal.id), generate_rows(count, days=days, seed=seed, now=day_end(last_day)))
-
-
-def make_archive(user, fractal, full_read: bool = False) -> Archive:
-    archive = services.request_archive(user, fractal, enqueue=False, full_read=full_read)
-    services.run_archive(archive.id)
-    archive.refresh_from_db()
-    assert archive.status == Archive.Status.COMPLETED, archive.error
-    return archive
 
 
 def rows_by_day(archive: Archive) -> dict[str, list[bytes]]:
@@ -78,14 +70,14 @@ def flip_byte(archive: Archive, label: str, past_start: int = 200) -> None:
 def test_a_synthetic_archive_holds_exactly_a_full_archives_rows_and_stands_alone(admin, make_fractal):
     fractal = make_fractal()
     add_rows(fractal, 6000, last_day=2, days=6, seed=11)  # days 7 … 2 ago
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     assert (first.days_copied, first.days_read, first.rows_read) == (0, 6, 6000)
     assert all(len(figures) == 3 for figures in first.day_checksums.values())
 
     add_rows(fractal, 1000, last_day=1, seed=12)  # a new day
     add_rows(fractal, 7, last_day=5, seed=13)  # late rows in an old day
-    synthetic = make_archive(admin, fractal)
-    full = make_archive(admin, fractal, full_read=True)  # at the same moment: nothing changed between
+    synthetic = archive_in_process(admin, fractal)
+    full = archive_in_process(admin, fractal, full_read=True)  # at the same moment: nothing changed between
 
     day_5_rows = first.day_rows[day(5)][0] + 7
     assert (synthetic.days_copied, synthetic.days_read, synthetic.rows_read) == (5, 2, 1000 + day_5_rows)
@@ -121,7 +113,7 @@ def test_a_synthetic_archive_holds_exactly_a_full_archives_rows_and_stands_alone
 def test_a_late_row_a_deleted_row_and_a_day_retention_removed_are_each_read_fresh(admin, make_fractal):
     fractal = make_fractal()
     add_rows(fractal, 3000, last_day=2, days=6, seed=21)  # days 7 … 2 ago
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     assert first.days_read == 6
 
     add_rows(fractal, 1, last_day=3, seed=22)  # one late row in day 3
@@ -132,8 +124,8 @@ def test_a_late_row_a_deleted_row_and_a_day_retention_removed_are_each_read_fres
     result = enforce_retention(fractal)
     assert day(7) in result.deleted_days
 
-    synthetic = make_archive(admin, fractal)
-    full = make_archive(admin, fractal, full_read=True)
+    synthetic = archive_in_process(admin, fractal)
+    full = archive_in_process(admin, fractal, full_read=True)
     assert day(7) not in synthetic.day_rows  # gone, and not copied back from the previous file
     # Read: the late row's day, the deleted row's day, and day 6, which the window now cuts (its rows
     # before the cutoff are outside it). Copied: days 4 and 2.
@@ -149,32 +141,32 @@ def test_a_flipped_byte_in_the_previous_file_reads_that_day_fresh_and_marks_the_
 ):
     fractal = make_fractal()
     add_rows(fractal, 6000, last_day=1, days=4, seed=31)  # days 4 … 1 ago
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     flip_byte(first, day(3))
 
-    synthetic = make_archive(admin, fractal)
+    synthetic = archive_in_process(admin, fractal)
     assert (synthetic.days_copied, synthetic.days_read) == (3, 1)
     assert synthetic.rows_read == first.day_rows[day(3)][0]
     first.refresh_from_db()
     assert first.verification == Archive.Verification.DAMAGED
     assert f"day {day(3)} failed while archive {synthetic.short_id} copied from it" in first.damage
-    assert rows_by_day(synthetic) == rows_by_day(make_archive(admin, fractal, full_read=True))
+    assert rows_by_day(synthetic) == rows_by_day(archive_in_process(admin, fractal, full_read=True))
 
     alerts.check_alerts()
     incident = AlertIncident.objects.get(key=f"archive-damaged:{first.pk}")
     assert first.short_id in incident.message and fractal.name in incident.message
     assert any("archive damaged" in call["text"] for call in webhook)
     # A damaged archive is never copied from again: the next one copies from the synthetic one.
-    again = make_archive(admin, fractal)
+    again = archive_in_process(admin, fractal)
     assert again.copied_from != first.id and again.days_copied == 4
 
 
 def test_a_previous_file_that_is_gone_means_a_full_read_and_no_damage(admin, make_fractal):
     fractal = make_fractal()
     add_rows(fractal, 500, last_day=1, days=3, seed=41)
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     get_store("archives").delete(first.file_name)
-    second = make_archive(admin, fractal)
+    second = archive_in_process(admin, fractal)
     assert (second.days_copied, second.days_read) == (0, 3)
     first.refresh_from_db()
     assert first.verification == ""
@@ -183,8 +175,8 @@ def test_a_previous_file_that_is_gone_means_a_full_read_and_no_damage(admin, mak
 def test_retention_deletes_days_that_only_a_synthetic_archive_holds(admin, make_fractal):
     fractal = make_fractal(archive_schedule="daily")
     add_rows(fractal, 900, last_day=2, days=6, seed=51)  # days 7 … 2 ago
-    first = make_archive(None, fractal)
-    second = make_archive(None, fractal)
+    first = archive_in_process(None, fractal)
+    second = archive_in_process(None, fractal)
     assert second.days_copied == 6
     services.delete_archive(admin, first)
     fractal.retention_days = 3  # + the 1-day buffer of a schedule: days 5, 6 and 7 ago may go
@@ -196,7 +188,7 @@ def test_retention_deletes_days_that_only_a_synthetic_archive_holds(admin, make_
 def test_an_archive_being_copied_from_cannot_be_deleted(admin, make_fractal):
     fractal = make_fractal()
     add_rows(fractal, 100, last_day=1, seed=61)
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     Archive.objects.create(fractal=fractal, status=Archive.Status.ARCHIVING, copied_from=first.id)
     with pytest.raises(services.ArchiveInUse, match="copying unchanged days from archive"):
         services.delete_archive(admin, first)
@@ -210,7 +202,7 @@ def test_the_previous_file_changing_between_the_check_and_the_copy_fails_the_arc
     that day of the previous file, then lets the worker go on."""
     fractal = make_fractal()
     add_rows(fractal, 3000, last_day=1, days=3, seed=71)
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     worker = failpoint_worker("archive.copy-checked#2")
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
@@ -223,7 +215,7 @@ def test_the_previous_file_changing_between_the_check_and_the_copy_fails_the_arc
     assert not get_store("archives").exists(archive.file_name)
     first.refresh_from_db()
     assert first.verification == Archive.Verification.DAMAGED
-    again = make_archive(admin, fractal)  # copies nothing from the damaged file, reads every day
+    again = archive_in_process(admin, fractal)  # copies nothing from the damaged file, reads every day
     assert (again.days_copied, again.days_read) == (0, 3)
 
 
@@ -232,7 +224,7 @@ def test_a_worker_killed_while_copying_leaves_the_previous_archive_whole_and_del
 ):
     fractal = make_fractal()
     add_rows(fractal, 2000, last_day=1, days=3, seed=81)
-    first = make_archive(admin, fractal)
+    first = archive_in_process(admin, fractal)
     worker = failpoint_worker("archive.copy-checked#1")
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
@@ -252,7 +244,7 @@ def test_create_archive_offers_a_full_read_and_the_manage_tab_says_what_was_copi
 ):
     fractal = make_fractal()
     add_rows(fractal, 300, last_day=1, days=2, seed=91)
-    make_archive(admin, fractal)
+    archive_in_process(admin, fractal)
     client.force_login(admin)
     url = f"/admin/fractals/fractal/{fractal.pk}/manage/"
     page = client.get(url).content.decode()
@@ -261,7 +253,7 @@ def test_create_archive_offers_a_full_read_and_the_manage_tab_says_what_was_copi
     queued = Archive.objects.filter(fractal=fractal).order_by("-created_at").first()
     assert queued.full_read
     wait_for_job(queued)  # the session's worker may take it; either way it ends
-    synthetic = make_archive(admin, fractal)
+    synthetic = archive_in_process(admin, fractal)
     page = client.get(url).content.decode()
     assert "2 days copied, 0 days read" in page
     assert "2 days read (full read)" in page

@@ -106,3 +106,29 @@ def test_lines_containing_finds_exactly_the_lines_that_hold_the_text_however_blo
     for needle in (b"sshd", b"x3", b"sshdsshd", b"absent"):
         expected = [line for line in _lines(iter(blocks)) if needle in line]
         assert list(_lines_containing(iter(blocks), needle)) == expected
+
+
+def test_the_raw_log_check_from_bytes_agrees_with_parsing_or_declines():
+    """Search decides most lines without parsing them: wherever it answers, the answer is the parsed one."""
+    import itertools
+    import json
+    import random
+
+    from archives.services.search import _raw_log_holds
+
+    rng = random.Random(7)
+    pieces = ["sshd", "nfoo", "foo", "\n", "\t", "é", '"', "\\", "/", "log_id", '","log_id":"', "\x01", "00e9", " "]
+    needles = [b"sshd", b"nfoo", b"foo", b"tfoo", b"00e9", b"log_id", b"u0001", b"d f"]
+    answered = 0
+    for _ in range(3000):
+        raw = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 8)))
+        fields = json.dumps({"k": "".join(rng.choice(pieces) for _ in range(3))})
+        record = {"timestamp": "2026-01-02 03:04:05", "raw_log": raw, "log_id": rng.choice(["sshd", "x"]),
+                  "fields": fields, "ingest_timestamp": "2026-01-02 03:04:06"}  # fmt: skip
+        for ascii_only, needle in itertools.product((True, False), needles):
+            line = json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":")).encode()
+            found = _raw_log_holds(line, needle)
+            if found is not None:
+                answered += 1
+                assert found == (needle.decode() in raw), (line, needle)
+    assert answered > 10_000  # most lines are decided from their bytes

@@ -143,6 +143,10 @@ class RestoreOptions:
             return field_matches(fields, *self.field)
         return True
 
+    def contains_only(self) -> bool:
+        """Whether the raw-log text is the only condition (no time range, no field)."""
+        return bool(self.contains) and not (self.start or self.end) and self.field is None
+
     def needle(self) -> bytes | None:
         """Bytes every matching NDJSON line holds as they are, to skip most lines without parsing them;
         None when the text could be spelled otherwise in JSON (anything but printable ASCII other than

@@ -49,9 +49,37 @@ def matching_lines(
         candidates = _lines(blocks, after_block)
     else:
         candidates = _lines_containing(blocks, needle, after_block)
+    if needle is not None and options.contains_only():
+        # Decided from the line's bytes where that is exact; a line with escapes is parsed.
+        for line in candidates:
+            found = _raw_log_holds(line, needle)
+            if found or (found is None and options.matches(json.loads(line))):
+                yield line
+        return
     for line in candidates:
         if options.matches(json.loads(line)):
             yield line
+
+
+# An archive record's raw log is its second member (DESIGN.md, archive record); the third follows it.
+RAW_LOG_STARTS = b'","raw_log":"'
+RAW_LOG_ENDS = b'","log_id":"'
+
+
+def _raw_log_holds(line: bytes, needle: bytes) -> bool | None:
+    """Whether the raw log of a record line holds ``needle`` (printable ASCII that JSON writes as it is,
+    see RestoreOptions.needle), from the bytes alone; None when only parsing can tell (the value holds
+    an escape, which ``needle`` might straddle, or the line is not laid out as a record).
+
+    Inside a JSON string every quote is escaped, so the value ends at the first ``","log_id":"``."""
+    start = line.find(RAW_LOG_STARTS)
+    if start < 0:
+        return None
+    start += len(RAW_LOG_STARTS)
+    end = line.find(RAW_LOG_ENDS, start)
+    if end < 0 or line.find(b"\\", start, end) >= 0:
+        return None
+    return line.find(needle, start, end) >= 0
 
 
 # A restore hands matching lines to the insert in pieces of about this size.

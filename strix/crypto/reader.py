@@ -134,9 +134,11 @@ def _count_rows_in_day(frame: _Frame, out: bytes) -> None:
         out, frame.head = frame.head, b"\n"
         frame.day = out[len(ROW_START) : DAY_ROW] if out.startswith(ROW_START) else b"?"
     needle = b"\n" + ROW_START + frame.day
-    joined = frame.head + out  # the kept bytes are too few to hold a whole needle: no double count
-    frame.rows_in_day += joined.count(needle)
-    frame.head = joined[1 - len(needle) :]
+    # Row starts inside ``out``, and the one cut between the kept bytes and ``out`` (the kept bytes are
+    # too few to hold a whole needle, so nothing is counted twice); ``out`` itself is never copied.
+    edge = len(needle) - 1
+    frame.rows_in_day += out.count(needle) + (frame.head + out[:edge]).count(needle)
+    frame.head = (frame.head + out)[-edge:] if len(out) < edge else out[-edge:]
 
 
 class ContainerReader:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable
+from datetime import datetime
 
 from strix import logstore
 from strix.fractals.demo import generate_rows
@@ -18,10 +19,12 @@ def seed_fractal_rows(
     days: float = 7,
     seed: int | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
+    now: datetime | None = None,
 ) -> int:
-    """Insert ``rows`` generated rows; generating costs as much CPU as inserting, so both run per core."""
+    """Insert ``rows`` generated rows over the ``days`` before ``now`` (default: the present);
+    generating costs as much CPU as inserting, so both run per core."""
     batches = [
-        (fractal_id, min(BATCH_ROWS, rows - offset), days, None if seed is None else seed + index)
+        (fractal_id, min(BATCH_ROWS, rows - offset), days, None if seed is None else seed + index, now)
         for index, offset in enumerate(range(0, rows, BATCH_ROWS))
     ]
     if not batches:
@@ -36,5 +39,5 @@ def seed_fractal_rows(
 
 
 def _insert_batch(spec) -> int:
-    fractal_id, count, days, seed = spec
-    return logstore.insert_rows(fractal_id, generate_rows(count, days=days, seed=seed))
+    fractal_id, count, days, seed, now = spec
+    return logstore.insert_rows(fractal_id, generate_rows(count, days=days, seed=seed, now=now))
