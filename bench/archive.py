@@ -280,6 +280,7 @@ def run(args) -> None:
 def run_synthetic(args) -> None:
     from datetime import UTC, datetime, timedelta
 
+    database = setup_django()
     from archives import services
     from archives.models import Archive
     from archives.services.retention import enforce_retention
@@ -287,7 +288,6 @@ def run_synthetic(args) -> None:
     from strix.fractals.models import Fractal
     from strix.fractals.seeding import seed_fractal_rows
 
-    database = setup_django()
     logstore.ensure_schema()
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     source = Fractal.objects.create(name=f"bench-synthetic-{database}")

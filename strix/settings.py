@@ -198,6 +198,9 @@ STRIX_SEARCHES_PER_FRACTAL = env_int("STRIX_SEARCHES_PER_FRACTAL", 2, minimum=1)
 STRIX_LOCK_TTL_SECONDS = env_float("STRIX_LOCK_TTL_SECONDS", 60.0, minimum=1)
 # A job whose progress has not moved for this long is failed by the reaper and its fractal freed.
 STRIX_JOB_STALL_SECONDS = env_float("STRIX_JOB_STALL_SECONDS", 600.0, minimum=1)
+# A day copied from the previous archive (synthetic archives) up to this size is held while its chunks
+# authenticate, then sealed: read once. A larger day is read twice (authenticated, then copied).
+STRIX_ARCHIVE_COPY_BUFFER_MB = env_float("STRIX_ARCHIVE_COPY_BUFFER_MB", 32.0, minimum=0)
 # A restore's time range is kept from retention in its target for this many days.
 STRIX_RESTORE_HOLD_DAYS = env_int("STRIX_RESTORE_HOLD_DAYS", 14, minimum=0)
 # Alerts (archives/services/alerts.py): a webhook (JSON with a Slack-compatible "text") and/or e-mails.

@@ -127,8 +127,13 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     fractal = archive.fractal
     fractal_id = str(fractal.id)
     since = fractal.retention_cutoff()  # only rows inside the retention window
+    keyring = Keyring.from_settings()
     heartbeat.progress(0, phase="Counting")
-    expected, first, last = logstore.fractal_span(fractal_id, since)
+    # Each day's figures and the archive's time range, in one statement taken before any day is
+    # streamed or copied: every row the figures count is in this archive. Retention's proof and the
+    # next archive's copying both rest on them.
+    figures = logstore.day_fingerprints(fractal_id, since, figures_salt(keyring.current, fractal_id))
+    expected, first, last = figures.rows, figures.first, figures.last
     heartbeat.progress(0, expected, phase="Reading")  # the total is known before the first row
     metadata = {
         "archive_id": str(archive.id),
@@ -141,11 +146,6 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     # The span taken here is the archive's time range, in its header and in its record alike: rows
     # are streamed up to it, so a row arriving meanwhile with a later timestamp waits for the next archive.
     until = logstore.just_after(last) if expected else None
-    keyring = Keyring.from_settings()
-    # Each day's figures, taken before any day is streamed or copied: every row they count is in
-    # this archive. Retention's proof and the next archive's copying both rest on them.
-    salt = figures_salt(keyring.current, fractal_id)
-    figures = logstore.day_fingerprints(fractal_id, since, until, salt) if expected else {}
     counts = {"days_copied": 0, "days_read": 0, "rows_read": 0}
     with ExitStack() as stack:
         copier = None if archive.full_read or not expected else synthetic.open_copier(stack, archive, claim)
@@ -154,9 +154,9 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
             for window_start, window_end in logstore.windows_between(first, last, since, until) if expected else []:
                 day = window_start.date().isoformat()
                 before = writer.rows_written
-                if copier and copier.can_copy(day, figures.get(day)):
+                if copier and copier.can_copy(day, figures.days.get(day)):
                     heartbeat.progress(before, phase="Copying")
-                    if copier.copy(day, writer, lambda rows: heartbeat.progress(before + rows)):  # noqa: B023
+                    if copier.copy(day, writer):
                         counts["days_copied"] += 1
                         heartbeat.progress(writer.rows_written)
                         heartbeat.check()
@@ -183,7 +183,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         "time_start": first,
         "time_end": last,
         "progress_rows": trailer.rows,
-        "day_checksums": {day: list(values) for day, values in figures.items()},
+        "day_checksums": {day: list(values) for day, values in figures.days.items()},
         **counts,
         # The file's own day index, for restore estimates and for reading only the days asked for.
         **recorded_index(writer.header, trailer),

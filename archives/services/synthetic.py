@@ -3,19 +3,21 @@
 An archive first asks the log store for each day's figures (rows, sum of row hashes, sum of salted
 second hashes: one grouped statement that neither sorts nor formats). A day whose three figures equal
 the ones the previous archive recorded for it, and whose rows the previous file's authenticated index
-agrees with, is copied: its chunks are read and authenticated, decompressed and checked whole (one
-zstd frame, its bytes and rows, every row on that day), then read again and re-sealed into the new
-file under the new file's keys, never recompressed. Any other day is read from the log store.
+agrees with, is copied: its chunks are read, each authenticated at its position, and its compressed
+bytes (one zstd frame) re-sealed into the new file under the new file's keys, never recompressed. Any
+other day is read from the log store. The copied frame keeps its zstd content checksum, so every
+restore and Verify of the new archive checks its content as for any day.
 
 The result is a full archive of its own: its header, index, trailer and record describe only itself,
 and it restores after the previous archive is deleted. What proves a day unchanged is documented in
 docs/OPERATIONS.md ("Synthetic full archives").
 
-A previous file that fails authentication or a check while a day is checked: that day is read from
-the log store and the previous archive is marked Damaged (an alert follows, see alerts.py); its other
-days are each checked whole in the same way before they are copied. Damage found while a checked day
-is copied (the file changed between the two reads) fails the archive: part of the day is already in
-the new file, which is then never published.
+A day is authenticated whole before any of it is written (held in memory up to
+STRIX_ARCHIVE_COPY_BUFFER_MB, read a second time to copy it when larger). A day that fails
+authentication is read from the log store instead and the previous archive is marked Damaged (an
+alert follows, see alerts.py); its other days are each authenticated in the same way before they
+are copied. Damage found while a large day is read the second time (the file changed between the two
+reads) fails the archive: part of the day is already in the new file, which is then never published.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -85,14 +88,12 @@ class DayCopier:
             and segment.rows == figures[0]
         )
 
-    def copy(self, day: str, writer: ContainerWriter, progress) -> bool:
-        """Copy day ``day`` into ``writer``; False (nothing written) if the previous file failed its check."""
+    def copy(self, day: str, writer: ContainerWriter) -> bool:
+        """Copy day ``day`` into ``writer``; False (nothing written) if the previous file failed."""
         segment = self.segments[day]
-        reader = self.reader
         try:
-            for _ in reader.read_segments([day]):  # authenticated, decompressed and checked; not kept
-                progress(reader.rows_read)
-        except ContainerError as e:  # this day is read instead; the others are each checked whole too
+            held = self._authenticate(day)
+        except ContainerError as e:  # this day is read instead; the others are each authenticated too
             self._damaged(f"day {day}", e)
             return False
         except OperatorError as e:  # storage unreachable, file gone: not damage, just no copying
@@ -100,8 +101,11 @@ class DayCopier:
             self.usable = False
             return False
         failpoints.reached("archive.copy-checked")
-        try:
-            writer.copy_segment(day, reader.sealed_segment(day), segment.plaintext_bytes, segment.rows)
+        if held is not None:
+            writer.copy_segment(day, held, segment.plaintext_bytes, segment.rows)
+            return True
+        try:  # too large to hold: read again, each chunk authenticated again as it is sealed
+            writer.copy_segment(day, self.reader.sealed_segment(day), segment.plaintext_bytes, segment.rows)
         except ContainerError as e:
             self._damaged(f"day {day}", e)
             raise PreviousFileChanged(
@@ -114,6 +118,19 @@ class DayCopier:
                 f"out of it ({e}); run the archive again."
             ) from e
         return True
+
+    def _authenticate(self, day: str) -> list[bytes] | None:
+        """Read day ``day``'s chunks, each authenticated at its position: the day's compressed bytes if
+        they fit in STRIX_ARCHIVE_COPY_BUFFER_MB, else None (the day authenticated, nothing kept)."""
+        limit = settings.STRIX_ARCHIVE_COPY_BUFFER_MB * 1024 * 1024
+        held, size = [], 0
+        for piece in self.reader.sealed_segment(day):
+            size += len(piece)
+            if held is not None and size <= limit:
+                held.append(piece)
+            else:
+                held = None
+        return held
 
     @property
     def reader(self):

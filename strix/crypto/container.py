@@ -82,8 +82,13 @@ class Trailer:
         return next((s for s in self.segments if s.label == label), None)
 
 
-class _Compressed(bytes):
-    """Compressed bytes for the writer's thread to seal as they are (a copied segment)."""
+class _HeldSegment(list):
+    """Compressed pieces of a copied segment for the writer's thread to seal as they are; ``in_flight``:
+    the caller waits for the previous such list to be sealed before it hands over the next."""
+
+    def __init__(self, pieces, in_flight: bool = True):
+        super().__init__(pieces)
+        self.in_flight = in_flight
 
 
 class ContainerWriter:
@@ -143,6 +148,7 @@ class ContainerWriter:
         # Row counting stays on the caller's thread while compression and sealing run on another:
         # both release the GIL, so the two overlap on two cores. The queue bounds memory.
         self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._held_in_flight = threading.Semaphore(1)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._compress_and_seal, name="container-writer", daemon=True)
         self._thread.start()
@@ -180,10 +186,17 @@ class ContainerWriter:
         self._bytes += plaintext_bytes
         if self._count_rows:
             self._rows += rows
+        if isinstance(compressed, list):
+            # Already in memory: handed over whole, so that the caller reads the next day while this
+            # one is sealed; one such list at a time is in flight, which bounds the memory.
+            while not self._held_in_flight.acquire(timeout=0.1):
+                self._raise_failure()
+            self._queue.put(_HeldSegment(compressed))
+            return
         for piece in compressed:
             self._raise_failure()
             if piece:
-                self._queue.put(_Compressed(bytes(piece)))
+                self._queue.put(_HeldSegment([piece], in_flight=False))
 
     def write(self, data: bytes) -> int:
         if self.trailer is not None:
@@ -273,9 +286,13 @@ class ContainerWriter:
                     started = True
                     if label is not None:
                         self._starts.append((label, self._index, self._offset))
-                if isinstance(item, _Compressed):  # a copied frame: sealed as it is, in chunk-size pieces
-                    for start in range(0, len(item), self._chunk_size):
-                        self._write_frame(item[start : start + self._chunk_size], DATA)
+                if isinstance(item, _HeldSegment):  # a copied frame: sealed as it is, in chunk-size pieces
+                    for piece in item:
+                        view = memoryview(piece)
+                        for start in range(0, len(view), self._chunk_size):
+                            self._write_frame(view[start : start + self._chunk_size], DATA)
+                    if item.in_flight:
+                        self._held_in_flight.release()
                     continue
                 if chunker is None:
                     chunker = self._compressor.chunker(chunk_size=self._chunk_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from strix.logstore import cluster
@@ -153,22 +154,35 @@ def day_figures(
     return {day: (int(count), int(hashes or 0)) for day, count, hashes in rows}
 
 
-def day_fingerprints(
-    fractal_id: str, since: datetime | None, until: datetime, salt: str
-) -> dict[str, tuple[int, int, int]]:
-    """Per UTC day ``YYYY-MM-DD`` with rows in ``[since, until)``: (rows, sum of :func:`row_hash`,
-    sum of the salted second hash), in one grouped statement that neither sorts nor formats a row.
-    What a synthetic archive compares with the previous archive's record to find unchanged days."""
+@dataclass(frozen=True)
+class Fingerprints:
+    """A fractal's rows per UTC day ``YYYY-MM-DD``: (rows, sum of :func:`row_hash`, sum of the salted
+    second hash), and the first and last timestamps of them all (None without rows)."""
+
+    days: dict[str, tuple[int, int, int]]
+    first: datetime | None
+    last: datetime | None
+
+    @property
+    def rows(self) -> int:
+        return sum(figures[0] for figures in self.days.values())
+
+
+def day_fingerprints(fractal_id: str, since: datetime | None, salt: str) -> Fingerprints:
+    """Each day's figures of a fractal's rows at or after ``since``, and their time span, in one grouped
+    statement that neither sorts nor formats a row: what an archive records and the next one compares."""
     version = server_version()
     lower = "AND timestamp >= %(since)s" if since is not None else ""
     query = (
         f"SELECT toString(toDate(timestamp, 'UTC')) AS day, count(), sum({row_hash(version)}), "
-        f"sum({salted_row_hash(version)}) FROM {_logs()} "
-        f"WHERE fractal_id = %(fid)s AND timestamp < %(until)s {lower} GROUP BY day"
+        f"sum({salted_row_hash(version)}), min(timestamp), max(timestamp) FROM {_logs()} "
+        f"WHERE fractal_id = %(fid)s {lower} GROUP BY day"
     )
-    params = {"fid": fractal_id, "until": until, "since": since, "salt": salt}
-    rows = execute(query, params, node=cluster.owner_node(fractal_id))
-    return {day: (int(count), int(first or 0), int(second or 0)) for day, count, first, second in rows}
+    rows = execute(query, {"fid": fractal_id, "since": since, "salt": salt}, node=cluster.owner_node(fractal_id))
+    days = {day: (int(count), int(first or 0), int(second or 0)) for day, count, first, second, _, _ in rows}
+    if not rows:
+        return Fingerprints(days, None, None)
+    return Fingerprints(days, utc(min(row[4] for row in rows)), utc(max(row[5] for row in rows)))
 
 
 def days_before(cutoffs: dict[str, datetime]) -> dict[str, dict[str, int]]:
