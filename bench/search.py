@@ -6,6 +6,10 @@ ours:   the archive search service (decrypt, decompress, parse every record, mat
         whose peak RSS is its own, counting matches;
 native: clickhouse-client counting the same predicate on the live source rows (no decryption at all:
         the figure an archive search competes with when the rows are still in ClickHouse).
+grep:   the native archive pipeline's file (clickhouse-client … FORMAT JSONEachRow | zstd -3 |
+        openssl enc -aes-256-ctr) searched as an operator would without Strix:
+        openssl enc -d … | zstd -d | grep -c NEEDLE (it counts lines holding the text anywhere, ours
+        only those whose raw log holds it). search_vs_grep = grep's time / ours.
 day:    the same search over one day of the 30 (a seekable archive reads only that day's chunks):
         its time and the share of the file it read.
 Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
@@ -91,6 +95,7 @@ def main():
             answer = subprocess.run(["clickhouse-client", "-q", query], capture_output=True, text=True, check=True)
             native.append((time.perf_counter() - started, int(answer.stdout)))
         assert {found for _, _, found in ours} == {count for _, count in native}, "the counts differ"
+        grep = grep_native_file(database, str(source.id), args.repeat)
         day_seconds, day_fraction = one_day(archive)
     finally:
         from archives.models import Archive
@@ -105,11 +110,41 @@ def main():
     print(f"rows={args.rows:,} matches={ours[0][2]:,}  best of {args.repeat}")
     print(f"ours (archive search): {best:.2f}s {args.rows / best:,.0f} rows/s, peak RSS {rss} MB")
     print(f"clickhouse-client on the live rows: {native_best:.2f}s")
+    print(f"openssl -d | zstd -d | grep -c on the native pipeline's file: {grep[0]:.2f}s ({grep[1]:,} lines)")
     print(f"one day of 30: {day_seconds:.2f}s, read {day_fraction:.1%} of the archive file")
     print(
-        f"search_rows_per_s={args.rows / best:.0f} search_vs_native={native_best / best:.2f} peak_rss_mb={rss} "
-        f"day_search_s={day_seconds:.2f} day_read_fraction={day_fraction:.3f}"
+        f"search_rows_per_s={args.rows / best:.0f} search_vs_native={native_best / best:.2f} "
+        f"search_vs_grep={grep[0] / best:.2f} peak_rss_mb={rss} day_search_s={day_seconds:.2f} "
+        f"day_read_fraction={day_fraction:.3f}"
     )
+
+
+def grep_native_file(database: str, fractal_id: str, repeat: int) -> tuple[float, int]:
+    """(best seconds, lines counted) of decrypt | decompress | grep -c on the native pipeline's file."""
+    import tempfile
+
+    from strix import logstore
+
+    key, iv = os.urandom(32).hex(), os.urandom(16).hex()
+    columns = ", ".join(logstore.RECORD_COLUMNS)
+    select = (
+        f"SELECT {columns} FROM {database}.logs WHERE fractal_id = '{fractal_id}' ORDER BY timestamp FORMAT JSONEachRow"
+    )
+    with tempfile.NamedTemporaryFile(suffix=".zst.enc") as sealed:
+        subprocess.run(
+            f'clickhouse-client -q "{select}" | zstd -3 -T2 -q | openssl enc -aes-256-ctr -K {key} -iv {iv} '
+            f"> {sealed.name}",
+            shell=True, check=True, executable="/bin/bash",
+        )  # fmt: skip
+        runs = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            counted = subprocess.run(
+                f"openssl enc -d -aes-256-ctr -K {key} -iv {iv} < {sealed.name} | zstd -dq | grep -c {NEEDLE}",
+                shell=True, capture_output=True, text=True, executable="/bin/bash",
+            )  # fmt: skip
+            runs.append((time.perf_counter() - started, int(counted.stdout)))
+    return min(runs)
 
 
 if __name__ == "__main__":

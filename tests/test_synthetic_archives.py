@@ -195,25 +195,30 @@ def test_an_archive_being_copied_from_cannot_be_deleted(admin, make_fractal):
     assert get_store("archives").exists(first.file_name)
 
 
-def test_the_previous_file_changing_between_the_check_and_the_copy_fails_the_archive_and_publishes_nothing(
-    admin, make_fractal, failpoint_worker
-):
+@pytest.mark.parametrize("buffer_mb", ["0", "32"])
+def test_the_previous_file_changing_between_the_check_and_the_copy(admin, make_fractal, failpoint_worker, buffer_mb):
     """A real worker stops itself (SIGSTOP) after a day's check and before its copy; the test damages
-    that day of the previous file, then lets the worker go on."""
+    that day of the previous file, then lets the worker go on. A day held in memory (32 MiB buffer) is
+    copied from what was authenticated; a day too large to hold (buffer 0) is read again, fails, and the
+    archive fails without publishing anything."""
     fractal = make_fractal()
     add_rows(fractal, 3000, last_day=1, days=3, seed=71)
     first = archive_in_process(admin, fractal)
-    worker = failpoint_worker("archive.copy-checked#2")
+    worker = failpoint_worker("archive.copy-checked#2", env={"STRIX_ARCHIVE_COPY_BUFFER_MB": buffer_mb})
     archive = services.request_archive(admin, fractal, enqueue=False)
     archive_fractal.apply_async([str(archive.id)], queue=worker.queue, task_id=str(archive.id))
     wait_until(worker.is_stopped, 120, 0.05, "the worker to stop after checking day 2")
     flip_byte(first, day(2), past_start=20)
     worker.signal(signal.SIGCONT)
     archive = wait_for_job(archive)
+    first.refresh_from_db()
+    if buffer_mb == "32":
+        assert archive.status == Archive.Status.COMPLETED and archive.days_copied == 3
+        assert rows_by_day(archive) == rows_by_day(archive_in_process(admin, fractal, full_read=True))
+        return
     assert archive.status == Archive.Status.FAILED
     assert f"failed while day {day(2)} was copied out of it" in archive.error
     assert not get_store("archives").exists(archive.file_name)
-    first.refresh_from_db()
     assert first.verification == Archive.Verification.DAMAGED
     again = archive_in_process(admin, fractal)  # copies nothing from the damaged file, reads every day
     assert (again.days_copied, again.days_read) == (0, 3)
