@@ -49,6 +49,7 @@ bench: venv services env db  ## benchmarks against the native tools (minutes; no
 	cd bench && ../$(BIN)/python envelope.py
 	cd bench && ../$(BIN)/python archive.py --rows 1000000
 	cd bench && ../$(BIN)/python archive.py --rows 5000000
+	cd bench && ../$(BIN)/python archive.py --synthetic --rows 5000000
 	cd bench && ../$(BIN)/python backup.py
 	cd bench && ../$(BIN)/python search.py --rows 1000000
 	cd bench && ../$(BIN)/python scale.py

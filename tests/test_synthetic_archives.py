@@ -263,3 +263,24 @@ def test_create_archive_offers_a_full_read_and_the_manage_tab_says_what_was_copi
     assert "2 days copied, 0 days read" in page
     assert "2 days read (full read)" in page
     assert synthetic.days_copied == 2
+
+
+def test_another_fractals_file_in_place_of_the_previous_one_is_never_copied(admin, make_fractal):
+    """Storage tampering: fractal B's archive file put where fractal A's previous archive file was.
+    Its header names B, so A's next archive copies nothing from it and holds only A's rows; A's previous
+    archive is marked Damaged (its file is not its own)."""
+    mine, theirs = make_fractal(), make_fractal()
+    add_rows(mine, 400, last_day=1, days=2, seed=101)
+    add_rows(theirs, 400, last_day=1, days=2, seed=102)
+    previous = archive_in_process(admin, mine)
+    foreign = archive_in_process(admin, theirs)
+    base = get_store("archives").base
+    (base / previous.file_name).write_bytes((base / foreign.file_name).read_bytes())
+
+    archive = archive_in_process(admin, mine)
+    assert (archive.days_copied, archive.days_read) == (0, 2)
+    own = {line for lines in rows_by_day(archive).values() for line in lines}
+    assert len(own) == 400
+    assert not own & {line for lines in rows_by_day(foreign).values() for line in lines}
+    previous.refresh_from_db()
+    assert previous.verification == Archive.Verification.DAMAGED and "not this archive's" in previous.damage

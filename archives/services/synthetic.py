@@ -33,7 +33,7 @@ from django.utils import timezone
 from archives.models import Archive, ArchiveEvent
 from archives.services.claims import Claim, require, write_job
 from archives.services.history import record_event
-from archives.services.stored_file import ArchiveReading, check_index, open_archive
+from archives.services.stored_file import ArchiveReading, RestoreMismatch, check_index, open_archive
 from strix import failpoints
 from strix.crypto.container import ContainerWriter
 from strix.crypto.errors import ContainerError
@@ -170,9 +170,9 @@ def open_copier(stack: ExitStack, archive: Archive, claim: Claim) -> DayCopier |
         reading = stack.enter_context(open_archive(previous))
         index = reading.reader.index()
         check_index(previous, index)
-    except ContainerError as e:
-        DayCopier(archive, claim, previous, None)._damaged("its day index", e)
-        return None  # without a trusted index nothing can be copied
+    except (ContainerError, RestoreMismatch) as e:  # not readable as this archive's file: never copied
+        DayCopier(archive, claim, previous, None)._damaged("its stored file", e)
+        return None
     except OperatorError as e:
         log.warning("archive %s reads every day from the log store: archive %s: %s", archive.id, previous.id, e)
         return None
