@@ -391,3 +391,22 @@ def other_shard(clickhouse_cluster, fractal_id):
     """The node of the sharded layout that does not own ``fractal_id``."""
     ch1, ch2 = clickhouse_cluster.ch1, clickhouse_cluster.ch2
     return ch2 if cluster.owner_node(fractal_id) == ch1 else ch1
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_synthetic_archive_on_a_cluster_equals_a_full_one(clickhouse_cluster, layout, admin, make_fractal):
+    """Each fractal's figures come from its own shard; the days that changed there are read fresh."""
+    with clickhouse_cluster.layout(layout):
+        for number in range(2):  # on a sharded cluster, most likely one on each shard
+            fractal = make_fractal()
+            seed(fractal, 1_500, 91 + number, days=6)
+            first = archive_in_process(admin, fractal)
+            at = NOW - timedelta(days=3, hours=2)  # late rows, all in one old day
+            late = [(at, f"late-{number}-{i}", f"late row {i}", "{}", at) for i in range(5)]
+            logstore.insert_rows(str(fractal.id), late)
+            synthetic = archive_in_process(admin, fractal)
+            full = archive_in_process(admin, fractal, full_read=True)
+            assert synthetic.copied_from == first.id and synthetic.days_read == 1
+            assert synthetic.days_copied == len(first.day_rows) - 1
+            assert (synthetic.row_count, synthetic.day_checksums) == (full.row_count, full.day_checksums)
+            assert synthetic.day_rows == full.day_rows

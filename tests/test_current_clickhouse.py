@@ -197,3 +197,16 @@ def test_an_archive_made_on_a_current_server_restores_into_18_16_or_is_refused_n
     assert "millisecond timestamps" in job.error and "2026-11-10 09:00:00.001" in job.error, job.error
     assert "20.1 or later" in job.error
     assert logstore.fractal_checksum(str(kept.id)) == before
+
+
+def test_day_fingerprints_are_the_same_on_18_16_and_on_26(chdb, monkeypatch):
+    """A synthetic archive after an upgrade compares figures taken on 18.16 with figures taken on the
+    new release: the same rows must give the same three figures (MetroHash64 does; farmHash64 does not)."""
+    rows = whole_second_rows(700)
+    logstore.insert_rows("f-same", rows)
+    on_18 = logstore.day_fingerprints("f-same", None, "0123456789abcdef0123456789abcdef")
+    on_current(chdb, monkeypatch)
+    logstore.insert_rows("f-same", rows)
+    on_26 = logstore.day_fingerprints("f-same", None, "0123456789abcdef0123456789abcdef")
+    assert on_26 == on_18 and len(on_18.days) == 4 and on_18.rows == 700
+    assert logstore.day_fingerprints("f-same", None, "another salt").days != on_18.days

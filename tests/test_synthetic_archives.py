@@ -284,3 +284,15 @@ def test_another_fractals_file_in_place_of_the_previous_one_is_never_copied(admi
     assert not own & {line for lines in rows_by_day(foreign).values() for line in lines}
     previous.refresh_from_db()
     assert previous.verification == Archive.Verification.DAMAGED and "not this archive's" in previous.damage
+
+
+def test_on_s3_the_previous_archive_is_read_by_ranges_and_the_result_is_the_full_archives(
+    admin, make_fractal, storage_backend
+):
+    fractal = make_fractal()
+    add_rows(fractal, 2500, last_day=2, days=5, seed=111)
+    archive_in_process(admin, fractal)
+    add_rows(fractal, 300, last_day=1, seed=112)
+    synthetic = archive_in_process(admin, fractal)
+    assert (synthetic.days_copied, synthetic.days_read) == (5, 1)
+    assert rows_by_day(synthetic) == rows_by_day(archive_in_process(admin, fractal, full_read=True))
