@@ -163,8 +163,11 @@ def open_copier(stack: ExitStack, archive: Archive, claim: Claim) -> DayCopier |
         previous = previous_archive(archive, keyring.current_id)
         if previous is None:
             return None
-        # Locked so that a deletion either went first or waits and then refuses (delete.py).
-        previous = Archive.objects.select_for_update().get(pk=previous.pk)
+        # Locked so that a deletion either went first (then it is gone here) or waits and then refuses
+        # (delete.py): the file is never deleted while days are copied out of it.
+        previous = Archive.objects.select_for_update().filter(pk=previous.pk).first()
+        if previous is None:
+            return None
         write_job(archive, claim, copied_from=previous.id)
     try:
         reading = stack.enter_context(open_archive(previous))
