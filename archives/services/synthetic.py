@@ -23,6 +23,7 @@ reads) fails the archive: part of the day is already in the new file, which is t
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -104,8 +105,15 @@ class DayCopier:
         if held is not None:
             writer.copy_segment(day, held, segment.plaintext_bytes, segment.rows)
             return True
-        try:  # too large to hold: read again, each chunk authenticated again as it is sealed
-            writer.copy_segment(day, self.reader.sealed_segment(day), segment.plaintext_bytes, segment.rows)
+        # Too large to hold: read again, each chunk authenticated again as it is sealed.
+        writer.copy_segment(day, self._read_again(day), segment.plaintext_bytes, segment.rows)
+        return True
+
+    def _read_again(self, day: str) -> Iterator[bytes]:
+        """The day's chunks a second time; a failure now is the previous file's (never the writer's),
+        and fails the archive: part of the day is already sealed into it."""
+        try:
+            yield from self.reader.sealed_segment(day)
         except ContainerError as e:
             self._damaged(f"day {day}", e)
             raise PreviousFileChanged(
@@ -117,7 +125,6 @@ class DayCopier:
                 f"the file of archive {self.previous.short_id} could not be read while day {day} was copied "
                 f"out of it ({e}); run the archive again."
             ) from e
-        return True
 
     def _authenticate(self, day: str) -> list[bytes] | None:
         """Read day ``day``'s chunks, each authenticated at its position: the day's compressed bytes if
