@@ -117,13 +117,18 @@ class Archive(OperationRecord):
 
     @property
     def days_description(self) -> str:
-        """ "28 days copied, 2 read" (full read: "30 days read"); empty for archives made before."""
-        if self.days_copied is None:
-            return ""
-        read = f"{self.days_read} day{'s' if self.days_read != 1 else ''} read"
-        if not self.days_copied:
-            return f"{read} (full read)" if self.full_read else read
-        return f"{self.days_copied} day{'s' if self.days_copied != 1 else ''} copied, {read}"
+        """ "28 days copied, 2 days read" (full read: "30 days read (full read)"); empty for archives made
+        before days were counted."""
+        return describe_days(self.days_copied, self.days_read, self.full_read)
+
+
+def describe_days(copied: int | None, read: int | None, full_read: bool) -> str:
+    if copied is None:
+        return ""
+    read_text = f"{read} day{'s' if read != 1 else ''} read"
+    if not copied:
+        return f"{read_text} (full read)" if full_read else read_text
+    return f"{copied} day{'s' if copied != 1 else ''} copied, {read_text}"
 
 
 def _display_state(job) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from archives.models import Archive, ArchiveEvent
+from archives.models import Archive, ArchiveEvent, describe_days
 from archives.services import synthetic
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, release_claim, require
 from archives.services.delete import prune_archives
@@ -94,11 +94,12 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
         archive.refresh_from_db()
         return archive
     log.info("archive %s of fractal %s completed: %s rows", archive.id, archive.fractal.name, result["row_count"])
+    days = describe_days(result["days_copied"], result["days_read"], archive.full_read)
     record_event(
         archive.fractal_id,
         ArchiveEvent.Action.ARCHIVE,
         "completed",
-        f"archive {archive.short_id}: {result['row_count']:,} rows; {_days_of(archive, result)}",
+        f"archive {archive.short_id}: {result['row_count']:,} rows; {days}",
     )
     try:
         prune_archives(archive.fractal, claim)  # only once the new archive is safely stored
@@ -106,11 +107,6 @@ def run_archive(archive_id, on_progress: ProgressCallback | None = None) -> Arch
         log.warning("pruning archives of %s after archive %s failed: %s", archive.fractal.name, archive.id, e)
     release_claim(claim, archive.lock_token)
     return archive
-
-
-def _days_of(archive: Archive, result: dict) -> str:
-    made = Archive(days_copied=result["days_copied"], days_read=result["days_read"], full_read=archive.full_read)
-    return made.days_description
 
 
 def _fail(archive: Archive, claim: Claim, store, error: str, status=Archive.Status.FAILED) -> None:

@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from archives.models import Archive, ArchiveEvent
+from archives.models import Archive
 from archives.services.claims import Claim, require, write_job
-from archives.services.history import record_event
 from archives.services.stored_file import ArchiveReading, RestoreMismatch, check_index, open_archive
+from archives.services.verify import mark_damaged
 from strix import failpoints
 from strix.crypto.container import ContainerWriter
 from strix.crypto.errors import ContainerError
@@ -144,21 +143,15 @@ class DayCopier:
         return self.reading.reader
 
     def _damaged(self, what: str, error: Exception) -> None:
-        damage = f"{what} failed while archive {self.archive.short_id} copied from it: {error}"
-        log.warning("archive %s is damaged: %s", self.previous.id, damage)
-        if self.marked_damaged:
-            return  # the record says so already; each further day is checked (and read) on its own
-        self.marked_damaged = True
-        require(self.claim)  # a worker that lost its claim writes nothing
-        Archive.objects.filter(pk=self.previous.pk).update(
-            verification=Archive.Verification.DAMAGED, damage=damage, verified_at=timezone.now()
-        )
-        record_event(
-            self.previous.fractal_id,
-            ArchiveEvent.Action.VERIFY,
-            "damaged",
-            f"archive {self.previous.short_id}: {damage}; its days were read from the log store instead",
-        )
+        if not self.marked_damaged:  # once: each further day is authenticated (and read) on its own
+            self.marked_damaged = True
+            _previous_damaged(self.archive, self.claim, self.previous, what, error)
+
+
+def _previous_damaged(archive: Archive, claim: Claim, previous: Archive, what: str, error: Exception) -> None:
+    require(claim)  # a worker that lost its claim writes nothing
+    damage = f"{what} failed while archive {archive.short_id} copied from it: {error}"
+    mark_damaged(previous, damage, "its days were read from the log store instead")
 
 
 def open_copier(stack: ExitStack, archive: Archive, claim: Claim) -> DayCopier | None:
@@ -181,7 +174,7 @@ def open_copier(stack: ExitStack, archive: Archive, claim: Claim) -> DayCopier |
         index = reading.reader.index()
         check_index(previous, index)
     except (ContainerError, RestoreMismatch) as e:  # not readable as this archive's file: never copied
-        DayCopier(archive, claim, previous, None)._damaged("its stored file", e)
+        _previous_damaged(archive, claim, previous, "its stored file", e)
         return None
     except OperatorError as e:
         log.warning("archive %s reads every day from the log store: archive %s: %s", archive.id, previous.id, e)

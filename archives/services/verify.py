@@ -41,11 +41,7 @@ def run_verify(archive_id) -> Archive:
             for _block in stored.blocks():  # authenticates every chunk, then the trailer and day index
                 pass
     except OperatorError as e:
-        Archive.objects.filter(pk=archive.pk).update(
-            verification=Archive.Verification.DAMAGED, damage=str(e), verified_at=timezone.now()
-        )
-        record_event(archive.fractal_id, ArchiveEvent.Action.VERIFY, "damaged", f"archive {archive.short_id}: {e}")
-        log.warning("archive %s is damaged: %s", archive.id, e)
+        mark_damaged(archive, str(e))
     else:
         Archive.objects.filter(pk=archive.pk).update(
             verification=Archive.Verification.VERIFIED, damage="", verified_at=timezone.now()
@@ -53,3 +49,14 @@ def run_verify(archive_id) -> Archive:
         record_event(archive.fractal_id, ArchiveEvent.Action.VERIFY, "verified", f"archive {archive.short_id}")
     archive.refresh_from_db()
     return archive
+
+
+def mark_damaged(archive: Archive, damage: str, consequence: str = "") -> None:
+    """Record that ``archive``'s stored file failed authentication (``damage`` says how): the archive
+    shows Damaged, cannot be restored, and raises an alert (alerts.py); History says so."""
+    log.warning("archive %s is damaged: %s", archive.id, damage)
+    Archive.objects.filter(pk=archive.pk).update(
+        verification=Archive.Verification.DAMAGED, damage=damage, verified_at=timezone.now()
+    )
+    detail = f"archive {archive.short_id}: {damage}{'; ' + consequence if consequence else ''}"
+    record_event(archive.fractal_id, ArchiveEvent.Action.VERIFY, "damaged", detail)

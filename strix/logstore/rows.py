@@ -97,15 +97,6 @@ def fractal_span(
     return (count, utc(first), utc(last)) if count else (0, None, None)
 
 
-def day_windows(fractal_id: str, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
-    """UTC day windows ``[d, d+1)`` covering a fractal's rows at or after ``start``.
-
-    Archives stream one day at a time so that ClickHouse sorts a day, never a whole fractal.
-    """
-    count, first, last = fractal_span(fractal_id, start)
-    return windows_between(first, last, start) if count else []
-
-
 def windows_between(
     first: datetime, last: datetime, start: datetime | None = None, end: datetime | None = None
 ) -> list[tuple[datetime, datetime]]:
