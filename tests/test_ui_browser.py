@@ -262,3 +262,45 @@ def test_an_investigator_restores_one_day_with_a_7_day_hold_and_sees_the_hold_in
     assert job.short_id in holds and f"{job.hold_until:%Y-%m-%d %H:%M}" in holds
     steps.shot("hold-in-manage-tab")
     assert console_errors(browser) == []
+
+
+def test_full_read_and_days_copied_in_the_manage_tab_as_one_fractals_admin(
+    browser, live_server, ui_worker, make_user, make_fractal, seed_rows, tmp_path
+):
+    """A fractal admin sees how each archive was made (days copied from the previous archive, days
+    read), asks for a full read with the check box, and sees nothing of a fractal they do not administer."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.jobs import archive_in_process
+
+    mine, theirs = make_fractal("soc-synthetic"), make_fractal("other-team")
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    seed_rows(mine, 3_000, days=4, seed=61, now=midnight - timedelta(days=1, milliseconds=1))
+    seed_rows(theirs, 500, seed=62)
+    archive_in_process(None, mine)
+    seed_rows(mine, 400, days=1, seed=63, now=midnight - timedelta(milliseconds=1))  # a new day
+    synthetic = archive_in_process(None, mine)
+    their_archive = archive_in_process(None, theirs)
+    assert (synthetic.days_copied, synthetic.days_read) == (4, 1)
+    make_user("synthetic-admin", administers=[mine], password="ui-password-2")
+    steps = Steps(browser, tmp_path)
+    login(browser, live_server, "synthetic-admin", "ui-password-2")
+    wait = WebDriverWait(browser, 90, poll_frequency=0.1, ignored_exceptions=(WebDriverException,))
+
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[mine.pk])}")
+    wait.until(lambda b: "4 days copied, 1 day read" in archive_rows(b))
+    assert "5 days read" not in archive_rows(browser)  # the first archive read 4 days
+    label = browser.find_element(By.CSS_SELECTOR, "label[for=full-read]")
+    assert label.text.strip() == "Full read"
+    steps.shot("days-copied")
+
+    browser.find_element(By.ID, "full-read").click()
+    browser.find_element(By.ID, "create-archive").click()
+    wait.until(lambda b: "5 days read (full read)" in archive_rows(b))
+    assert Archive.objects.filter(fractal=mine, full_read=True, status="completed").count() == 1
+    steps.shot("full-read-completed")
+    assert console_errors(browser) == []
+
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[theirs.pk])}")
+    page = browser.page_source
+    assert their_archive.short_id not in page and "other-team" not in page
