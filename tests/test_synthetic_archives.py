@@ -296,3 +296,25 @@ def test_on_s3_the_previous_archive_is_read_by_ranges_and_the_result_is_the_full
     synthetic = archive_in_process(admin, fractal)
     assert (synthetic.days_copied, synthetic.days_read) == (5, 1)
     assert rows_by_day(synthetic) == rows_by_day(archive_in_process(admin, fractal, full_read=True))
+
+
+def test_hostile_full_read_values_and_fractal_names_never_reach_clickhouse_or_500(
+    admin, make_fractal, make_user, client
+):
+    from django.core.management import CommandError, call_command
+
+    mine, theirs = make_fractal(), make_fractal()
+    add_rows(mine, 50, last_day=1, seed=121)
+    client.force_login(make_user(administers=[mine]))
+    url = f"/admin/fractals/fractal/{mine.pk}/manage/"
+    for value in ["%(start).1s", "yes'; DROP TABLE logs; --", "y\x00es", "x" * 10_000, "YES"]:
+        response = client.post(url, {"action": "archive", "full_read": value})
+        assert response.status_code in (302, 400), (value[:20], response.status_code)
+        assert response.status_code == 400 or "\x00" not in value
+    assert not Archive.objects.filter(full_read=True).exists()  # only "yes" asks for a full read
+    # Another fractal's Manage tab cannot be used to archive it.
+    assert client.post(f"/admin/fractals/fractal/{theirs.pk}/manage/", {"action": "archive"}).status_code == 404
+    assert not Archive.objects.filter(fractal=theirs).exists()
+    for name in ["%(start).1s", "it's", "a\x00b"]:
+        with pytest.raises(CommandError):
+            call_command("archives", "create", name, "--full")

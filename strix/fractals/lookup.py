@@ -16,6 +16,8 @@ def find_fractal(name_or_id: str) -> Fractal:
     except (ValueError, Fractal.DoesNotExist):
         pass
     try:
+        if "\x00" in name_or_id:  # PostgreSQL holds no NUL: no fractal has such a name
+            raise Fractal.DoesNotExist
         return Fractal.objects.get(name=name_or_id)
     except Fractal.DoesNotExist:
         raise FractalNotFound(
