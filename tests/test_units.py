@@ -96,7 +96,7 @@ def test_dechunk_refuses_a_body_cut_short_or_misframed():
 
 @pytest.mark.parametrize("block_size", [7, 64, 1000, 1 << 20])
 def test_lines_containing_finds_exactly_the_lines_that_hold_the_text_however_blocks_are_cut(block_size):
-    from archives.services.search import _lines, _lines_containing
+    from archives.services.search import _lines, _spans_containing
 
     lines = [f'{{"raw_log":"{n} {"sshd" * (n % 3)} x{n % 7}"}}'.encode() for n in range(500)]
     lines[0] = b"sshd at the start"
@@ -104,8 +104,30 @@ def test_lines_containing_finds_exactly_the_lines_that_hold_the_text_however_blo
     data = b"\n".join(lines) + b"\n"
     blocks = [data[i : i + block_size] for i in range(0, len(data), block_size)]
     for needle in (b"sshd", b"x3", b"sshdsshd", b"absent"):
-        expected = [line for line in _lines(iter(blocks)) if needle in line]
-        assert list(_lines_containing(iter(blocks), needle)) == expected
+        expected = [line + b"\n" for line in _lines(iter(blocks)) if needle in line]
+        found = [block[start:end] for block, start, end in _spans_containing(iter(blocks), needle)]
+        assert found == expected
+
+
+@pytest.mark.parametrize("with_memmem", [True, False])
+def test_a_haystack_finds_what_bytes_find_finds_from_any_position(monkeypatch, with_memmem):
+    """The C library's memmem (or, without it, bytes.find) answers as bytes.find does, bounds included."""
+    import random
+
+    from strix import bytesearch
+
+    if not with_memmem:
+        monkeypatch.setattr(bytesearch, "_MEMMEM", None)
+    else:
+        assert bytesearch._MEMMEM is not None  # this machine's C library has it: the fast path is tested
+    rng = random.Random(11)
+    data = bytes(rng.choice(b"ab\n") for _ in range(2000))
+    haystack = bytesearch.Haystack(data)
+    for _ in range(3000):
+        needle = bytes(rng.choice(b"ab\n") for _ in range(rng.randrange(1, 6)))
+        start, stop = sorted(rng.randrange(0, len(data) + 3) for _ in range(2))
+        assert haystack.find(needle, start, stop) == data.find(needle, start, stop), (needle, start, stop)
+    assert bytesearch.Haystack(b"").find(b"a", 0, 0) == -1
 
 
 def test_the_raw_log_check_from_bytes_agrees_with_parsing_or_declines():
@@ -128,6 +150,9 @@ def test_the_raw_log_check_from_bytes_agrees_with_parsing_or_declines():
         for ascii_only, needle in itertools.product((True, False), needles):
             line = json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":")).encode()
             found = _raw_log_holds(line, needle)
+            before = b'{"timestamp":"x","raw_log":"sshd foo","log_id":"y"}\n'
+            block = before + line + b"\n" + line
+            assert _raw_log_holds(block, needle, len(before), len(before) + len(line) + 1) == found  # inside a block
             if found is not None:
                 answered += 1
                 assert found == (needle.decode() in raw), (line, needle)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from archives.models import Archive
 from archives.services.options import RestoreOptions
 from archives.services.stored_file import ArchiveReading, open_archive
+from strix.bytesearch import Haystack
+from strix.streams import prefetched
 
 
 def search_archive(
@@ -21,20 +23,24 @@ def search_archive(
     end, the file is checked against its record as a restore would; a search stopped by ``limit``
     has authenticated every chunk it read.
     """
-    with open_archive(archive) as stored:
+    with open_archive(archive, audit_rows=False) as stored:
         yield from search_reading(stored, options, limit, on_progress)
 
 
 def search_reading(
     stored: ArchiveReading, options: RestoreOptions, limit: int | None = None, on_progress: Callable[[int], None] = None
 ) -> Iterator[bytes]:
-    """:func:`search_archive` on an archive already opened (its reader tells what was read)."""
+    """:func:`search_archive` on an archive already opened (its reader tells what was read).
+
+    The blocks are decrypted and decompressed on a thread of their own, which releases the
+    interpreter lock while it works, so that scanning one block and opening the next share the
+    machine's cores. A search does not count the rows it scans one by one (a restore and Verify do):
+    it reports the rows of the days it has read, by the file's authenticated index."""
     found = 0
     stored.aim(options)
-    # Progress is the reader's own row count: the rows are not counted a second time here.
     after_block = (lambda: on_progress(stored.rows_read)) if on_progress else None
-    for line in matching_lines(stored.blocks(), options, after_block):
-        yield line + b"\n"
+    for line in matching_lines(prefetched(stored.blocks()), options, after_block):
+        yield line
         found += 1
         if limit is not None and found >= limit:
             return
@@ -43,22 +49,21 @@ def search_reading(
 def matching_lines(
     blocks: Iterator[bytes], options: RestoreOptions, after_block: Callable[[], None] | None = None
 ) -> Iterator[bytes]:
-    """The NDJSON lines of ``blocks`` (without their newline) that ``options`` keeps."""
+    """The NDJSON lines of ``blocks`` (each with its newline) that ``options`` keeps."""
     needle = options.needle()
     if needle is None:
-        candidates = _lines(blocks, after_block)
-    else:
-        candidates = _lines_containing(blocks, needle, after_block)
-    if needle is not None and options.contains_only():
-        # Decided from the line's bytes where that is exact; a line with escapes is parsed.
-        for line in candidates:
-            found = _raw_log_holds(line, needle)
-            if found or (found is None and options.matches(json.loads(line))):
-                yield line
+        for line in _lines(blocks, after_block):
+            if options.matches(json.loads(line)):
+                yield line + b"\n"
         return
-    for line in candidates:
-        if options.matches(json.loads(line)):
-            yield line
+    # Decided from the line's bytes where that is exact; a line with escapes (or other filters) is parsed.
+    exact = options.contains_only()
+    for block, start, end in _spans_containing(blocks, needle, after_block):
+        found = _raw_log_holds(block, needle, start, end) if exact else None
+        if found:
+            yield block[start:end]
+        elif found is None and options.matches(json.loads(block[start:end])):
+            yield block[start:end]
 
 
 # An archive record's raw log is its second member (DESIGN.md, archive record); the third follows it.
@@ -66,20 +71,22 @@ RAW_LOG_STARTS = b'","raw_log":"'
 RAW_LOG_ENDS = b'","log_id":"'
 
 
-def _raw_log_holds(line: bytes, needle: bytes) -> bool | None:
-    """Whether the raw log of a record line holds ``needle`` (printable ASCII that JSON writes as it is,
-    see RestoreOptions.needle), from the bytes alone; None when only parsing can tell (the value holds
-    an escape, which ``needle`` might straddle, or the line is not laid out as a record).
+def _raw_log_holds(line: bytes, needle: bytes, start: int = 0, end: int | None = None) -> bool | None:
+    """Whether the raw log of the record line ``line[start:end]`` holds ``needle`` (printable ASCII
+    that JSON writes as it is, see RestoreOptions.needle), from the bytes alone; None when only
+    parsing can tell (the value holds an escape, which ``needle`` might straddle, or the line is not
+    laid out as a record).
 
     Inside a JSON string every quote is escaped, so the value ends at the first ``","log_id":"``."""
-    start = line.find(RAW_LOG_STARTS)
-    if start < 0:
+    end = len(line) if end is None else end
+    value = line.find(RAW_LOG_STARTS, start, end)
+    if value < 0:
         return None
-    start += len(RAW_LOG_STARTS)
-    end = line.find(RAW_LOG_ENDS, start)
-    if end < 0 or line.find(b"\\", start, end) >= 0:
+    value += len(RAW_LOG_STARTS)
+    value_end = line.find(RAW_LOG_ENDS, value, end)
+    if value_end < 0 or line.find(b"\\", value, value_end) >= 0:
         return None
-    return line.find(needle, start, end) >= 0
+    return line.find(needle, value, value_end) >= 0
 
 
 # A restore hands matching lines to the insert in pieces of about this size.
@@ -97,13 +104,13 @@ class MatchedBlocks:
         piece, size = [], 0
         for line in matching_lines(self.blocks, self.options):
             piece.append(line)
-            size += len(line) + 1
+            size += len(line)
             self.rows += 1
             if size >= MATCHED_PIECE:
-                yield b"\n".join(piece) + b"\n"
+                yield b"".join(piece)
                 piece, size = [], 0
         if piece:
-            yield b"\n".join(piece) + b"\n"
+            yield b"".join(piece)
 
 
 SAMPLE_ROWS = 20_000
@@ -162,22 +169,42 @@ def _lines(blocks: Iterator[bytes], after_block: Callable[[], None] | None = Non
             after_block()
 
 
-def _lines_containing(
+def _spans_containing(
     blocks: Iterator[bytes], needle: bytes, after_block: Callable[[], None] | None = None
-) -> Iterator[bytes]:
-    """The lines of NDJSON blocks that contain ``needle`` (which holds no newline), found by searching
-    each block for it rather than splitting every line out: the cost follows the matches. Splitting a
-    million lines to test each had cost more than decompressing them."""
+) -> Iterator[tuple[bytes, int, int]]:
+    """``(block, start, end)`` of each line of NDJSON ``blocks`` that contains ``needle`` (which holds
+    no newline): the line is ``block[start:end]``, its newline included. Found by searching the
+    blocks for the needle rather than splitting every line out, so the cost follows the matches;
+    nothing is copied but a line cut between two blocks."""
+    for block, start, stop in _whole_lines(blocks, after_block):
+        haystack = Haystack(block)
+        position = start
+        while (hit := haystack.find(needle, position, stop)) >= 0:
+            line_start = block.rfind(b"\n", start, hit) + 1 or start
+            line_end = block.find(b"\n", hit, stop) + 1
+            yield block, line_start, line_end
+            position = line_end
+
+
+def _whole_lines(
+    blocks: Iterator[bytes], after_block: Callable[[], None] | None = None
+) -> Iterator[tuple[bytes, int, int]]:
+    """``(block, start, stop)``: ``block[start:stop]`` holds whole lines of NDJSON ``blocks``, each
+    with its newline; a line cut between blocks comes as a block of its own. A last line without a
+    newline is not a record (every record ends with one) and is left out, as by :func:`_lines`."""
     carry = b""
     for block in blocks:
-        data = carry + block if carry else block
-        cut = data.rfind(b"\n") + 1  # whole lines end here; the rest waits for the next block
-        carry = data[cut:]
-        position = 0
-        while (hit := data.find(needle, position, cut)) >= 0:
-            start = data.rfind(b"\n", 0, hit) + 1
-            end = data.find(b"\n", hit)
-            yield data[start:end]
-            position = end + 1
+        first = block.find(b"\n")
+        if first < 0:
+            carry += block
+        else:
+            start = 0
+            if carry:
+                start = first + 1
+                yield carry + block[:start], 0, len(carry) + start
+            stop = block.rfind(b"\n") + 1
+            if stop > start:
+                yield block, start, stop
+            carry = block[stop:]
         if after_block:
             after_block()

@@ -70,10 +70,10 @@ def check_index(archive: Archive, index) -> None:
 class ArchiveReading:
     """An archive's stored file, opened and authenticated, read in full or by day."""
 
-    def __init__(self, archive: Archive, source):
+    def __init__(self, archive: Archive, source, audit_rows: bool = True):
         self.archive = archive
         self._source = CountingReader(source)
-        self.reader = ContainerReader(self._source, Keyring.from_settings())
+        self.reader = ContainerReader(self._source, Keyring.from_settings(), audit_rows=audit_rows)
         check_header(archive, self.reader.header)
         self.days: list[str] | None = None  # None: the whole file
         self.expected_rows = archive.row_count
@@ -107,6 +107,8 @@ class ArchiveReading:
 
 
 @contextmanager
-def open_archive(archive: Archive) -> Iterator[ArchiveReading]:
+def open_archive(archive: Archive, audit_rows: bool = True) -> Iterator[ArchiveReading]:
+    """The archive's file, opened; ``audit_rows=False`` for a reader that needs only the bytes (see
+    ContainerReader): its rows are then the index's."""
     with get_store("archives").open_read(archive.file_name) as source:
-        yield ArchiveReading(archive, source)
+        yield ArchiveReading(archive, source, audit_rows)

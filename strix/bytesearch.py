@@ -1,0 +1,45 @@
+"""Finding a short text in large blocks of bytes, as fast as the C library does it.
+
+A whole-archive search scans every byte of the plaintext for its text: hundreds of megabytes for a
+million rows. ``bytes.find`` scans at about 1.6 GB/s here and holds the interpreter lock while it
+does; the C library's ``memmem`` scans at about 2.9 GB/s and, called through ctypes, releases the
+lock, so the thread decompressing the next block keeps its core (docs/PERFORMANCE.md, search).
+Where the C library has no ``memmem``, ``bytes.find`` does the same job.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+
+
+def _c_memmem() -> Callable | None:
+    try:
+        function = ctypes.CDLL(None).memmem
+    except (AttributeError, OSError):  # a C library without it (or none to load): bytes.find instead
+        return None
+    function.restype = ctypes.c_void_p
+    function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+    return function
+
+
+_MEMMEM = _c_memmem()
+
+
+class Haystack:
+    """One block of bytes to search, again and again, from a position onwards."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        # The address of the bytes' own buffer (no copy); valid while ``data`` is referenced here.
+        self._address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value if _MEMMEM else None
+
+    def find(self, needle: bytes, start: int, stop: int) -> int:
+        """The first position of ``needle`` in ``data[start:stop]`` (as an index of ``data``), or -1."""
+        if self._address is None or not needle:
+            return self.data.find(needle, start, stop)
+        stop = min(stop, len(self.data))
+        if start < 0 or stop - start < len(needle):
+            return -1
+        found = _MEMMEM(self._address + start, stop - start, needle, len(needle))
+        return -1 if found is None else found - self._address
