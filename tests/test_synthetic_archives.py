@@ -20,6 +20,7 @@ from strix.fractals.demo import generate_rows
 from strix.storage import get_store
 from tests.celery_worker import wait_for_job, wait_until
 from tests.jobs import archive_in_process, reap_when_lock_lapses
+from tests.stored import flip_byte
 from tests.test_format_spec import independent_reader
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,15 +57,6 @@ def delete_one_row(fractal, log_id: str) -> None:
     logstore.execute(f"ALTER TABLE {table} DELETE WHERE fractal_id = %(fid)s AND log_id = %(id)s",
                      {"fid": str(fractal.id), "id": log_id})  # fmt: skip
     logstore.wait_for_mutations(logstore.LOGS_TABLE, timeout=60)
-
-
-def flip_byte(archive: Archive, label: str, past_start: int = 200) -> None:
-    """Change one byte inside day ``label``'s first chunk of the stored file (disk storage)."""
-    path = get_store("archives").base / archive.file_name
-    _chunk, offset = archive.day_offsets[label]
-    data = bytearray(path.read_bytes())
-    data[offset + past_start] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 def test_a_synthetic_archive_holds_exactly_a_full_archives_rows_and_stands_alone(admin, make_fractal):
