@@ -9,7 +9,8 @@ native: clickhouse-client -q "SELECT … FORMAT JSONEachRow" | zstd -3 -T2 | ope
 limit:  each unavoidable stage alone on the same rows (ClickHouse producing the NDJSON, zstd -3 of it,
         AES of the result; and back: AES, zstd -d, ClickHouse inserting), wall and CPU seconds (the
         ClickHouse server's included); a direction's limit is the larger of its stages' CPU over the
-        cores and its slowest stage: no pipeline of those stages can be faster on this machine.
+        cores and its slowest stage: no pipeline of those stages can be faster on this machine. The
+        stages run in every round, after ours and the native pipelines; the lowest limit is kept.
 Needs a migrated PostgreSQL database (make demo or manage.py migrate): records go there.
 
 --synthetic: a synthetic full archive (the days unchanged since the previous archive copied from its
@@ -119,6 +120,12 @@ def _server_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stage_limit(stages: dict[str, tuple[float, float]], names: tuple[str, ...]) -> float:
+    """No pipeline of these stages runs faster here: their CPU over the cores, or the slowest alone."""
+    cpu = sum(stages[name][1] for name in names)
+    return max(cpu / (os.cpu_count() or 1), max(stages[name][0] for name in names))
+
+
 def time_stages(select: str, insert: str, key: str, iv: str) -> dict[str, tuple[float, float]]:
     """Each unavoidable stage alone, on the same rows, with the native tools: (wall, CPU seconds).
 
@@ -199,6 +206,7 @@ def run(args) -> None:
     source = Fractal.objects.create(name=f"bench-source-{database}")
     targets = []
     runs: dict[str, list] = {"archive": [], "restore": [], "native_archive": [], "native_restore": []}
+    stage_runs: list[dict] = []
     try:
         print(f"seeding {args.rows:,} rows over 30 days …", flush=True)
         seed_fractal_rows(str(source.id), args.rows, days=30, seed=11)
@@ -240,10 +248,10 @@ def run(args) -> None:
                     ).stdout
                 ) / 1e6  # fmt: skip
             assert logstore.count_table("native_restore") == args.rows
+            native_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+            stage_runs.append(time_stages(select, insert, key, iv))  # in every round, as the other sides
         if args.ours_only:
             return report_ours(args.rows, runs)
-        native_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
-        stages = time_stages(select, insert, key, iv)
     finally:
         cleanup(database, source, *targets)
 
@@ -261,14 +269,13 @@ def run(args) -> None:
             f"{native:7.2f}s {rows / native:9,.0f} rows/s {plaintext_mb / native:5.0f} MB/s"
         )
     print(f"peak RSS: archive {archive_rss} MB, restore {restore_rss} MB; native child processes {native_rss} MB")
-    cores = os.cpu_count() or 1
     limits = {}
     for direction, names in (("archive", ARCHIVE_STAGES), ("restore", RESTORE_STAGES)):
-        cpu = sum(stages[name][1] for name in names)
-        slowest = max(stages[name][0] for name in names)
-        limits[direction] = max(cpu / cores, slowest)
+        # The lowest limit of the rounds: the best each side did, as ours and the native pipeline's.
+        stages = min(stage_runs, key=lambda run: stage_limit(run, names))
+        limits[direction] = stage_limit(stages, names)
         parts = ", ".join(f"{name} {stages[name][0]:.2f}s wall/{stages[name][1]:.2f}s CPU" for name in names)
-        print(f"{direction} stages alone: {parts}; limit {limits[direction]:.2f}s")
+        print(f"{direction} stages alone: {parts}; limit {limits[direction]:.2f}s (lowest of {len(stage_runs)} rounds)")
     print(
         f"archive_vs_native={native_archive_s / archive_s:.2f} restore_vs_native={native_restore_s / restore_s:.2f} "
         f"peak_rss_mb={max(archive_rss, restore_rss)} limit_archive_s={limits['archive']:.2f} "

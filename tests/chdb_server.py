@@ -91,13 +91,17 @@ class ChdbServer:
             self._run(f"{query} {payload.decode('utf-8')}", "CSV", query_settings)
         return connection, _Response(b"")
 
+    def send(self, *args, **kwargs) -> _Sent:
+        """http_client.send: here the query runs at once, and its answer waits to be asked for."""
+        return _Sent(self.request(*args, **kwargs))
+
     # --- pointing strix.logstore at it ----------------------------------------------------------
     def install(self, monkeypatch, database: str) -> None:
         for module in (logstore, client, cluster, fences, inserts, rows, schema, staging):
             monkeypatch.setattr(module, "execute", self.execute)
         monkeypatch.setattr(rows, "connect", self.connect)
-        for module in (records, inserts):
-            monkeypatch.setattr(module, "request", self.request)
+        monkeypatch.setattr(inserts, "request", self.request)
+        monkeypatch.setattr(records, "send", self.send)
         monkeypatch.setattr(http_client, "request", self.request)
         monkeypatch.setattr(
             settings, "STRIX_CLICKHOUSE", {**settings.STRIX_CLICKHOUSE, "host": NODE.host, "port": NODE.port}
@@ -111,6 +115,17 @@ def _literal(value) -> str:
     if isinstance(value, datetime):
         return f"'{utc_text(value, milliseconds=True)}'"
     return str(escape_param(value, None))
+
+
+class _Sent:
+    def __init__(self, answer: tuple):
+        self.answer, self.node = answer, NODE
+
+    def response(self) -> tuple:
+        return self.answer
+
+    def close(self) -> None:
+        pass
 
 
 class _Connection:

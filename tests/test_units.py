@@ -1,6 +1,7 @@
 """Pure helpers, tested without any service: day windows, retention's runs of days, schedule periods."""
 
 from datetime import UTC, datetime, timedelta
+from unittest.mock import Mock
 
 import pytest
 
@@ -60,6 +61,21 @@ class _ChunkedResponse:
         return data
 
 
+class _Played:
+    """A request sent (http_client.SentRequest) whose response is played back."""
+
+    node = None
+
+    def __init__(self, response: _ChunkedResponse):
+        self._response = response
+
+    def response(self) -> tuple:
+        return Mock(), self._response
+
+    def close(self) -> None:
+        pass
+
+
 def _chunked(*chunks: bytes, extension: bytes = b"") -> bytes:
     return b"".join(b"%X%s\r\n%s\r\n" % (len(c), extension, c) for c in chunks) + b"0\r\n\r\n"
 
@@ -80,6 +96,33 @@ def test_dechunk_returns_exactly_the_body_however_it_is_chunked_and_read(chunks,
     assert b"".join(dechunk(_ChunkedResponse(_chunked(*chunks), step))) == b"".join(chunks)
     with_extension = _ChunkedResponse(_chunked(*chunks, extension=b";name=value"), step)
     assert b"".join(dechunk(with_extension)) == b"".join(chunks)
+
+
+@pytest.mark.parametrize("step", [1 << 20, 4104, 333])
+def test_a_row_stream_passes_records_and_stops_at_a_server_error_appended_to_it(monkeypatch, step):
+    """ClickHouse appends an error that happens mid-stream to the body as text: the stream raises it
+    before handing on the block that holds it, however the socket cut the body. (The server's
+    response is played back here: a real server cannot be made to fail at a chosen byte.)"""
+    from strix.logstore import LogStoreQueryError, records
+
+    rows = b"".join(b'{"timestamp":"2026-01-02 03:04:%02d","raw_log":"%s"}\n' % (n % 60, b"x" * n) for n in range(400))
+    error = b"Code: 241, e.displayText() = DB::Exception: Memory limit exceeded\n"
+    handed_on: list[bytes] = []
+
+    def stream(body: bytes) -> bytes:
+        cut = [body[i : i + 4096] for i in range(0, len(body), 4096)]  # ClickHouse's 4 KiB chunks
+        monkeypatch.setattr(records, "send", lambda *a, **k: _Played(_ChunkedResponse(_chunked(*cut), step)))
+        handed_on.clear()
+        for block in records.stream_records("f", None, None):
+            handed_on.append(block)
+        return b"".join(handed_on)
+
+    assert stream(rows) == rows
+    with pytest.raises(LogStoreQueryError, match="failed while streaming rows: Code: 241.*Memory limit exceeded"):
+        stream(rows + error)
+    assert error not in b"".join(handed_on)
+    with pytest.raises(LogStoreQueryError, match="mid-line"):
+        stream(rows[:-7])
 
 
 def test_dechunk_refuses_a_body_cut_short_or_misframed():

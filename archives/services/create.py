@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
@@ -145,9 +146,11 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
     counts = {"days_copied": 0, "days_read": 0, "rows_read": 0}
     with ExitStack() as stack:
         copier = None if archive.full_read or not expected else synthetic.open_copier(stack, archive, claim)
+        streams = stack.enter_context(logstore.RecordStreams(fractal_id))
         sink = stack.enter_context(store.open_write(archive.file_name))
+        windows = list(logstore.windows_between(first, last, since, until)) if expected else []
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
-            for window_start, window_end in logstore.windows_between(first, last, since, until) if expected else []:
+            for position, (window_start, window_end) in enumerate(windows):
                 day = window_start.date().isoformat()
                 before = writer.rows_written
                 if copier and copier.can_copy(day, figures.days.get(day)):
@@ -159,11 +162,13 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                         continue
                 heartbeat.progress(before, phase="Reading")
                 writer.begin_segment(day)  # each day its own zstd frame, indexed: restorable alone
-                for block in logstore.stream_records(fractal_id, window_start, window_end):
+                ahead = _SendAhead(streams, _next_read(windows, position, copier, figures), figures.days.get(day))
+                for block in streams.stream(window_start, window_end):
                     writer.write(block)
                     failpoints.reached("archive.streaming")
                     heartbeat.progress(writer.rows_written)
                     heartbeat.check()
+                    ahead.after(writer.rows_written - before)
                 if writer.rows_written > before:
                     counts["days_read"] += 1
                     counts["rows_read"] += writer.rows_written - before
@@ -184,6 +189,39 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         # The file's own day index, for restore estimates and for reading only the days asked for.
         **recorded_index(writer.header, trailer),
     }
+
+
+# The next day's query is sent when the day being read has about this long left to stream.
+SEND_AHEAD_SECONDS = 1.0
+
+
+class _SendAhead:
+    """Sends the next day's query near the end of the day being read, so that ClickHouse reads and
+    sorts it while this one is still compressed (logstore.RecordStreams). Near the end only: a query
+    sent ahead is held by its unread socket, and ClickHouse gives up on a client that reads nothing
+    for long (http_send_timeout; 30 s on current releases)."""
+
+    def __init__(self, streams, window: tuple | None, figures: tuple | None):
+        self.streams, self.window = streams, window
+        self.day_rows = figures[0] if figures else 0  # counted before the day's stream began
+        self.started = time.monotonic()
+
+    def after(self, rows: int) -> None:
+        if self.window is None or not rows:
+            return
+        seconds_left = (self.day_rows - rows) * (time.monotonic() - self.started) / rows
+        if seconds_left <= SEND_AHEAD_SECONDS:
+            self.streams.send_ahead(*self.window)
+            self.window = None
+
+
+def _next_read(windows: list[tuple], position: int, copier, figures) -> tuple | None:
+    """The next window after ``position`` that will be read from ClickHouse rather than copied."""
+    for window in windows[position + 1 :]:
+        day = window[0].date().isoformat()
+        if not (copier and copier.can_copy(day, figures.days.get(day))):
+            return window
+    return None
 
 
 def _iso(value: datetime) -> str:

@@ -48,7 +48,7 @@ from strix.logstore.fences import (
 from strix.logstore.inserts import RecordRejected, insert_records
 
 # Reading rows
-from strix.logstore.records import stream_records
+from strix.logstore.records import RecordStreams, stream_records
 from strix.logstore.rows import (
     count_rows,
     day_figures,
@@ -147,6 +147,7 @@ __all__ = [
     "server_address",
     "server_version",
     "staged_partitions",
+    "RecordStreams",
     "stream_records",
     "stream_rows",
     "tables_with_prefix",
