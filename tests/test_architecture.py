@@ -27,6 +27,7 @@ FLOORS = [
     )),
     ("base", (
         "strix.settings", "strix.envconfig", "strix.errors", "strix.failpoints", "strix.progress", "strix.streams",
+        "strix.bytesearch",
         "strix.request_ip", "strix.debug_filter",
         "strix.fractals.demo", "backups.naming", "backups.generations",
     )),

@@ -25,7 +25,8 @@ def archived_lines(archive) -> list[bytes]:
         return b"".join(stored.blocks()).splitlines(keepends=True)
 
 
-def test_a_search_finds_exactly_the_rows_whose_raw_log_holds_the_text(admin, make_fractal, seed_rows):
+def test_a_search_finds_exactly_the_rows_whose_raw_log_holds_the_text(admin, make_fractal, seed_rows, storage_backend):
+    """On disk and on the S3 server (the index is read first through a ranged read, then the data)."""
     fractal = make_fractal()
     seed_rows(fractal, 30_000, days=5, seed=81)
     archive = archive_in_process(admin, fractal)
@@ -37,7 +38,7 @@ def test_a_search_finds_exactly_the_rows_whose_raw_log_holds_the_text(admin, mak
     assert 0 < len(list(search_archive(archive, RestoreOptions.parse(contains="sshd")))) < len(lines)
 
 
-def test_a_search_reports_the_rows_it_read_by_the_index(admin, make_fractal, seed_rows):
+def test_a_search_reports_the_rows_it_read_by_the_index(admin, make_fractal, seed_rows, storage_backend):
     fractal = make_fractal()
     seed_rows(fractal, 20_000, days=4, seed=82)
     archive = archive_in_process(admin, fractal)

@@ -19,9 +19,10 @@ def search_archive(
 ) -> Iterator[bytes]:
     """Yield the matching NDJSON lines (each ending with a newline), at most ``limit`` of them.
 
-    Only the days the time range touches are read when the archive is indexed by day. Read to its
-    end, the file is checked against its record as a restore would; a search stopped by ``limit``
-    has authenticated every chunk it read.
+    Only the days the time range touches are read when the archive is indexed by day. Every chunk
+    is authenticated before its lines are looked at, and read to its end the file is checked against
+    its record as a restore would, but for the line-by-line row count (restore's and Verify's audit,
+    see search_reading); a search stopped by ``limit`` has authenticated every chunk it read.
     """
     with open_archive(archive, audit_rows=False) as stored:
         yield from search_reading(stored, options, limit, on_progress)
