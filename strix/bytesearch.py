@@ -30,9 +30,9 @@ class Haystack:
     """One block of bytes to search, again and again, from a position onwards."""
 
     def __init__(self, data: bytes):
-        self.data = data
+        self.data = data if type(data) is bytes else bytes(data)  # ctypes takes the buffer of bytes only
         # The address of the bytes' own buffer (no copy); valid while ``data`` is referenced here.
-        self._address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value if _MEMMEM else None
+        self._address = ctypes.cast(ctypes.c_char_p(self.data), ctypes.c_void_p).value if _MEMMEM else None
 
     def find(self, needle: bytes, start: int, stop: int) -> int:
         """The first position of ``needle`` in ``data[start:stop]`` (as an index of ``data``), or -1."""

@@ -65,10 +65,15 @@ def watch_progress(browser, done, timeout=240) -> set[int]:
 
 @pytest.fixture
 def workers(tmp_path, settings):
-    """One worker for the web's queues, and one that pauses 6 s at an archive's 2nd block (to cancel in)."""
+    """One worker for the web's queues, and one that pauses 6 s at an archive's 2nd block (to cancel in).
+
+    The first pauses 2 s twice in a restore (at about a quarter and half of the two-million-row one), so
+    that the page has time to show its progress at least twice however fast the machine restores."""
     queue, slow = f"ui-{uuid.uuid4().hex[:8]}", f"ui-slow-{uuid.uuid4().hex[:8]}"
     everything = f"{queue},{queue}.searches,{queue}.maintenance"
-    main = WorkerProcess(tmp_path, queue=everything)
+    main = WorkerProcess(
+        tmp_path, queue=everything, env={"STRIX_FAILPOINTS": "restore.staging#300:sleep2,restore.staging#600:sleep2"}
+    )
     paused = WorkerProcess(
         tmp_path, pool="solo", concurrency=1, queue=slow, env={"STRIX_FAILPOINTS": "archive.streaming#2:sleep6"}
     )

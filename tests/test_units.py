@@ -171,6 +171,8 @@ def test_a_haystack_finds_what_bytes_find_finds_from_any_position(monkeypatch, w
         start, stop = sorted(rng.randrange(0, len(data) + 3) for _ in range(2))
         assert haystack.find(needle, start, stop) == data.find(needle, start, stop), (needle, start, stop)
     assert bytesearch.Haystack(b"").find(b"a", 0, 0) == -1
+    assert bytesearch.Haystack(bytearray(b"a\nsshd")).find(b"sshd", 0, 6) == 2  # other buffers are copied first
+    assert bytesearch.Haystack(memoryview(b"a\nsshd")[1:]).find(b"sshd", 0, 5) == 1
 
 
 def test_the_raw_log_check_from_bytes_agrees_with_parsing_or_declines():
