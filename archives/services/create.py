@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from contextlib import ExitStack
@@ -148,10 +149,12 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         copier = None if archive.full_read or not expected else synthetic.open_copier(stack, archive, claim)
         streams = stack.enter_context(logstore.RecordStreams(fractal_id))
         sink = stack.enter_context(store.open_write(archive.file_name))
-        windows = list(logstore.windows_between(first, last, since, until)) if expected else []
+        windows = logstore.windows_between(first, last, since, until) if expected else []
+        # The days to read rather than copy, decided once (a day whose copy fails is read all the same).
+        to_read = [w for w in windows if not (copier and copier.can_copy(_day(w), figures.days.get(_day(w))))]
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
-            for position, (window_start, window_end) in enumerate(windows):
-                day = window_start.date().isoformat()
+            for window_start, window_end in windows:
+                day = _day((window_start, window_end))
                 before = writer.rows_written
                 if copier and copier.can_copy(day, figures.days.get(day)):
                     heartbeat.progress(before, phase="Copying")
@@ -162,7 +165,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                         continue
                 heartbeat.progress(before, phase="Reading")
                 writer.begin_segment(day)  # each day its own zstd frame, indexed: restorable alone
-                ahead = _SendAhead(streams, _next_read(windows, position, copier, figures), figures.days.get(day))
+                ahead = _SendAhead(streams, _next_after(to_read, window_start), figures.days.get(day))
                 for block in streams.stream(window_start, window_end):
                     writer.write(block)
                     failpoints.reached("archive.streaming")
@@ -199,7 +202,7 @@ class _SendAhead:
     """Sends the next day's query near the end of the day being read, so that ClickHouse reads and
     sorts it while this one is still compressed (logstore.RecordStreams). Near the end only: a query
     sent ahead is held by its unread socket, and ClickHouse gives up on a client that reads nothing
-    for long (http_send_timeout; 30 s on current releases)."""
+    for long (http_send_timeout: 1,800 s on 18.16, its default may be lower on other releases)."""
 
     def __init__(self, streams, window: tuple | None, figures: tuple | None):
         self.streams, self.window = streams, window
@@ -215,13 +218,14 @@ class _SendAhead:
             self.window = None
 
 
-def _next_read(windows: list[tuple], position: int, copier, figures) -> tuple | None:
-    """The next window after ``position`` that will be read from ClickHouse rather than copied."""
-    for window in windows[position + 1 :]:
-        day = window[0].date().isoformat()
-        if not (copier and copier.can_copy(day, figures.days.get(day))):
-            return window
-    return None
+def _day(window: tuple) -> str:
+    return window[0].date().isoformat()
+
+
+def _next_after(windows: list[tuple], start: datetime) -> tuple | None:
+    """The first of ``windows`` (in time order) that starts after ``start``."""
+    position = bisect.bisect_right(windows, start, key=lambda window: window[0])
+    return windows[position] if position < len(windows) else None
 
 
 def _iso(value: datetime) -> str:

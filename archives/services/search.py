@@ -161,13 +161,8 @@ def sample_filter(archive: Archive, options: RestoreOptions, rows: int = SAMPLE_
 
 def _lines(blocks: Iterator[bytes], after_block: Callable[[], None] | None = None) -> Iterator[bytes]:
     """The non-empty lines of NDJSON blocks (a line may span blocks); ``after_block`` runs after each."""
-    carry = b""
-    for block in blocks:
-        lines = (carry + block).split(b"\n")
-        carry = lines.pop()
-        yield from (line for line in lines if line)
-        if after_block:
-            after_block()
+    for block, start, stop in _whole_lines(blocks, after_block):
+        yield from (line for line in block[start : stop - 1].split(b"\n") if line)
 
 
 def _spans_containing(

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import BinaryIO
 
 import zstandard
@@ -167,6 +168,7 @@ class ContainerReader:
         self._rows_before = 0  # rows of the segments already read whole
         self._inflater: _Inflater | None = None
         self._segments: list[Segment] = []  # the index's segments for the frames being read
+        self._rows_ahead: list[int] = [0]  # rows of those segments before each one (running sums)
 
     @property
     def rows_read(self) -> int:
@@ -176,7 +178,12 @@ class ContainerReader:
             return self._rows_before
         if self._audit_rows:
             return self._rows_before + self._inflater.rows
-        return self._rows_before + _rows_by_index(self._inflater.frames, self._segments)
+        frames = self._inflater.frames
+        if not frames or len(frames) > len(self._segments):
+            return self._rows_before + self._rows_ahead[min(len(frames), len(self._segments))]
+        last, segment = frames[-1], self._segments[len(frames) - 1]  # the frames before it are complete
+        within = min(segment.rows, segment.rows * last.plaintext_bytes // max(segment.plaintext_bytes, 1))
+        return self._rows_before + self._rows_ahead[len(frames) - 1] + within
 
     @property
     def seekable(self) -> bool:
@@ -189,11 +196,16 @@ class ContainerReader:
         else:
             yield from self._read_whole()
 
+    def _by_index(self, segments) -> None:
+        """Without the audit, :attr:`rows_read` counts these segments' rows from the index."""
+        self._segments = list(segments)
+        self._rows_ahead = list(accumulate((s.rows for s in self._segments), initial=0))
+
     # --- version 2 -------------------------------------------------------------------------------
 
     def _read_whole(self) -> Iterator[bytes]:
         if self._count_rows and not self._audit_rows:
-            self._segments = list(self.index().segments)  # for rows_read
+            self._by_index(self.index().segments)
             self._source.seek(len(self.header.raw))
         frames = FrameSource(self._source, self.header, self._key)
         inflater = self._inflater = _Inflater(self._audit_rows, self._strict_days)
@@ -277,7 +289,7 @@ class ContainerReader:
         self._source.seek(segment.offset)
         frames = FrameSource(self._source, self.header, self._key, index=segment.chunk, offset=segment.offset)
         self._rows_before = self.rows_read
-        self._segments = [segment]
+        self._by_index([segment])
         inflater = self._inflater = _Inflater(self._audit_rows, self._strict_days)
         while frames.index < stop:
             flag, index, offset, plaintext = frames.next_frame()
@@ -448,17 +460,6 @@ def _check_frames(expected: list[tuple], frames: list[_Frame], count_rows: bool)
             f"{rows} rows read, the trailer describes {len(expected)} frame(s), "
             f"{sum(e[3] for e in expected)} bytes."
         )
-
-
-def _rows_by_index(frames: list[_Frame], segments: list[Segment]) -> int:
-    """Rows of the frames read so far, by the index: a frame read in part counts its share of bytes."""
-    rows = 0
-    for frame, segment in zip(frames, segments, strict=False):
-        if frame.plaintext_bytes >= segment.plaintext_bytes:
-            rows += segment.rows
-        else:
-            rows += segment.rows * frame.plaintext_bytes // segment.plaintext_bytes
-    return rows
 
 
 def _check_days(segments, frames: list[_Frame], strict: bool) -> None:

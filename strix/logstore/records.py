@@ -28,7 +28,7 @@ def stream_records(fractal_id: str, start: datetime | None, end: datetime | None
 class RecordStreams:
     """A fractal's row streams, window after window, the next one's query sent ahead when asked.
 
-    ClickHouse reads and sorts a window's rows before it sends the first (about 60 ms for a day of
+    ClickHouse reads and sorts a window's rows before it sends the first (50–90 ms for a day of
     33,000 rows here, while the archive's compression waits): a query sent while the window before
     is still being read has its rows ready when they are wanted. Only the query goes ahead: its rows
     wait in the server, held back by the unread socket, so memory stays flat on this side."""
