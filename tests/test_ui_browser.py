@@ -304,3 +304,50 @@ def test_full_read_and_days_copied_in_the_manage_tab_as_one_fractals_admin(
     browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[theirs.pk])}")
     page = browser.page_source
     assert their_archive.short_id not in page and "other-team" not in page
+
+
+def test_a_fractal_admin_searches_an_archive_and_reads_the_matches_in_the_browser(
+    browser, live_server, ui_worker, make_user, make_fractal, seed_rows, tmp_path
+):
+    """Search from the Manage tab: the matches the page counts are the raw-log matches, among the rows
+    the archive holds (read from its index), and another team's search result is Not Found."""
+    import json
+
+    from archives.models import ArchiveSearch
+    from archives.services import search_jobs
+    from archives.services.options import RestoreOptions
+    from tests.jobs import archive_in_process
+
+    mine, theirs = make_fractal("soc-search"), make_fractal("other-team-search")
+    rows = seed_rows(mine, 4_000, days=3, seed=64)
+    seed_rows(theirs, 500, seed=65)
+    archive = archive_in_process(None, mine)
+    their_search = search_jobs.request_search(
+        None, archive_in_process(None, theirs), RestoreOptions.parse(contains="sshd")
+    )
+    expected = sum("sshd" in row[2] for row in rows)
+    assert 0 < expected < 4_000
+    make_user("search-admin", administers=[mine], password="ui-password-3")
+    steps = Steps(browser, tmp_path)
+    login(browser, live_server, "search-admin", "ui-password-3")
+    wait = WebDriverWait(browser, 90, poll_frequency=0.1, ignored_exceptions=(WebDriverException,))
+
+    browser.get(f"{live_server.url}{reverse('admin:fractals_fractal_manage', args=[mine.pk])}")
+    wait.until(lambda b: b.find_element(By.ID, f"search-{archive.id}")).click()
+    wait.until(lambda b: b.find_element(By.ID, "contains")).send_keys("sshd")
+    steps.shot("search-step")
+    browser.find_element(By.ID, "start-search").click()
+    search = wait.until(lambda b: ArchiveSearch.objects.filter(archive=archive).first())
+    wait.until(lambda b: b.find_element(By.ID, f"view-search-{search.id}")).click()
+    summary = wait.until(lambda b: b.find_element(By.ID, "search-summary")).text
+    assert f"{expected:,} matches in 4,000 rows read" in summary, summary
+    page = browser.page_source
+    search.refresh_from_db()
+    first = [json.loads(line) for line in b"".join(search_jobs.result_blocks(search)).splitlines()[:3]]
+    assert first == search_jobs.preview(search, limit=3) and all(row["timestamp"] in page for row in first)
+    steps.shot("search-result")
+    assert console_errors(browser) == []
+
+    manage_theirs = reverse("admin:fractals_fractal_search_result", args=[theirs.pk, their_search.pk])
+    browser.get(f"{live_server.url}{manage_theirs}")
+    assert ("Not Found" in browser.page_source or "404" in browser.title) and "sshd" not in browser.page_source
