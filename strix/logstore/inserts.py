@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from strix.bytesearch import count_lines
 from strix.logstore.client import LogStoreError, LogStoreQueryError, Node, current_node, database, execute
 from strix.logstore.http_client import request
 from strix.logstore.schema import RECORD_COLUMNS, holds_milliseconds
@@ -178,7 +179,7 @@ def _line_pieces(blocks: Iterable[bytes], rows_counted: Callable[[], int] | None
     carry, counted = b"", 0
     for block in blocks:
         if rows_counted is None:
-            rows = block.count(b"\n")
+            rows = count_lines(block)
         else:
             total = rows_counted()
             rows, counted = total - counted, total
