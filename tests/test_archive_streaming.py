@@ -1,7 +1,7 @@
-"""An archive reads its days from ClickHouse one query per day, the next day's query sent ahead near
-the end of the day being read: the rows are exactly the fractal's, a query sent ahead never outlives
-a failed archive, and it is sent only when little of the day is left (ClickHouse gives up on a
-client that reads nothing for long)."""
+"""An archive reads its days from ClickHouse a query per run of days (up to create.READ_ROWS rows), the
+next run's query sent ahead near the end of the one being read: the rows are exactly the fractal's,
+each day in its own frame, a query sent ahead never outlives a failed archive, and it is sent only
+when little of the run is left (ClickHouse gives up on a client that reads nothing for long)."""
 
 import json
 import subprocess
@@ -42,27 +42,40 @@ def running_queries(fractal_id: str) -> int:
     return int(subprocess.run(["clickhouse-client", "-q", query], capture_output=True, text=True, check=True).stdout)
 
 
-def test_an_archive_read_with_queries_sent_ahead_holds_exactly_the_fractals_rows(
-    admin, make_fractal, seed_rows, sent_ahead
+@pytest.mark.parametrize(
+    "read_rows, reads",
+    [(1, "a query a day"), (13_000, "two days a query"), (create.READ_ROWS, "all days in one query")],
+)
+def test_an_archive_read_in_runs_of_days_holds_exactly_the_fractals_rows(
+    admin, make_fractal, seed_rows, sent_ahead, monkeypatch, read_rows, reads
 ):
+    monkeypatch.setattr(create, "READ_ROWS", read_rows)
     fractal = make_fractal()
     seed_rows(fractal, 30_000, days=5, seed=91)
     archive = archive_in_process(admin, fractal)
     days = sorted(archive.day_rows)
-    assert len(days) >= 5 and [start.date().isoformat() for start, _ in sent_ahead] == days[1:]
-    with open_archive(archive) as stored:
+    assert len(days) >= 5 and archive.days_read == len(days) and archive.rows_read == 30_000
+    # Each run's first day, but the first run's, had its query sent ahead.
+    runs = create._plan(logstore.windows_between(archive.time_start, archive.time_end), archive.day_checksums, None)
+    expected_runs = {"a query a day": len(days), "all days in one query": 1}.get(reads)
+    assert len(runs) == expected_runs if expected_runs else 1 < len(runs) < len(days)
+    first_days = [run.windows[0][0].date().isoformat() for run in runs]
+    assert [start.date().isoformat() for start, _ in sent_ahead] == first_days[1:]
+    with open_archive(archive) as stored:  # the reader's audit: each day's frame holds that day's rows only
         archived = b"".join(stored.blocks()).splitlines()
     in_clickhouse = b"".join(logstore.stream_records(str(fractal.id), None, None)).splitlines()
     assert len(archived) == 30_000 and sorted(archived) == sorted(in_clickhouse)
-    # Every day holds only its own rows, in time order.
     for line, following in zip(archived, archived[1:], strict=False):
         assert json.loads(line)["timestamp"] <= json.loads(following)["timestamp"]
+    for day, rows in archive.day_rows.items():
+        assert rows[0] == sum(1 for line in archived if json.loads(line)["timestamp"].startswith(day))
     assert running_queries(str(fractal.id)) == 0
 
 
 def test_a_query_sent_ahead_is_cancelled_with_the_archive_that_failed(
     admin, make_fractal, seed_rows, sent_ahead, monkeypatch
 ):
+    monkeypatch.setattr(create, "READ_ROWS", 1)  # a query a day
     fractal = make_fractal()
     seed_rows(fractal, 30_000, days=5, seed=92)
 
@@ -84,11 +97,11 @@ class _Streams:
         self.sent.append(window)
 
 
-def test_the_next_days_query_goes_ahead_only_when_the_day_has_about_a_second_left(monkeypatch):
+def test_the_next_reads_query_goes_ahead_only_when_the_read_has_about_a_second_left(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(create, "time", SimpleNamespace(monotonic=lambda: now[0]))
     streams = _Streams()
-    ahead = create._SendAhead(streams, ("next", "window"), (1_000_000, 0, 0))
+    ahead = create._SendAhead(streams, ("next", "window"), 1_000_000)
     now[0] += 10
     ahead.after(100_000)  # 10 s for a tenth: 90 s left
     assert streams.sent == []
@@ -98,6 +111,6 @@ def test_the_next_days_query_goes_ahead_only_when_the_day_has_about_a_second_lef
     ahead.after(1_000_000)
     assert len(streams.sent) == 1  # once
 
-    last_day = create._SendAhead(streams, None, (1_000, 0, 0))
+    last_day = create._SendAhead(streams, None, 1_000)
     last_day.after(999)
-    assert len(streams.sent) == 1  # nothing after the last day read
+    assert len(streams.sent) == 1  # nothing after the last read

@@ -150,6 +150,47 @@ def test_dechunk_ends_on_a_last_chunk_that_arrives_alone():
     assert b"".join(dechunk(_ChunkedResponse(body, len(body) - len(b"0\r\n\r\n")))) == b"".join(chunks)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_a_row_stream_is_cut_into_days_exactly_however_its_blocks_are_cut(seed):
+    """records_by_day hands on the stream's bytes unchanged and in order, each buffer whole lines of
+    one day, for random days (empty, one row, many), row lengths and block cuts, a day's prefix inside
+    the text of another day's row included."""
+    import random
+
+    from strix.logstore.records import records_by_day
+
+    rng = random.Random(seed)
+    lines = []
+    for day in range(1, rng.randrange(2, 9)):
+        for n in range(rng.choice([0, 1, 2, 5, 40, 300])):
+            text = rng.choice([b"x" * rng.randrange(0, 900), b'\\n{\\"timestamp\\":\\"2026-01-0' + b"%d" % (day + 1)])
+            lines.append(b'{"timestamp":"2026-01-%02d %02d:00:00","raw_log":"%s"}\n' % (day, n % 24, text))
+    stream = b"".join(lines)
+    cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(1, 60)))) if stream else []
+    blocks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    pieces = list(records_by_day(blocks))
+    assert b"".join(bytes(piece) for _, piece in pieces) == stream
+    assert [day for day, _ in pieces] == sorted(day for day, _ in pieces)
+    for day, piece in pieces:
+        assert bytes(piece).endswith(b"\n")
+        assert all(line.startswith(b'{"timestamp":"' + day.encode()) for line in bytes(piece).splitlines())
+
+
+def test_a_row_stream_out_of_time_order_or_not_of_records_is_refused():
+    from strix.logstore import LogStoreQueryError
+    from strix.logstore.records import records_by_day
+
+    day_2, day_1 = b'{"timestamp":"2026-01-02 00:00:00"}\n', b'{"timestamp":"2026-01-01 00:00:00"}\n'
+    with pytest.raises(LogStoreQueryError, match="out of time order"):
+        list(records_by_day([day_2 + day_1]))
+    with pytest.raises(LogStoreQueryError, match="out of time order"):
+        list(records_by_day([day_2, day_1 * 3]))
+    with pytest.raises(LogStoreQueryError, match="does not begin with its timestamp"):
+        list(records_by_day([day_1 + b'{"raw_log":"x"}\n']))
+    with pytest.raises(LogStoreQueryError, match="mid-line"):
+        list(records_by_day([day_1 + day_2[:20]]))
+
+
 def test_dechunk_refuses_a_body_cut_short_or_misframed():
     from strix.logstore import LogStoreError
     from strix.logstore.http_client import dechunk

@@ -6,6 +6,7 @@ import bisect
 import logging
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -150,31 +151,21 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
         streams = stack.enter_context(logstore.RecordStreams(fractal_id))
         sink = stack.enter_context(store.open_write(archive.file_name))
         windows = logstore.windows_between(first, last, since, until) if expected else []
-        # The days to read rather than copy, decided once (a day whose copy fails is read all the same).
-        to_read = [w for w in windows if not (copier and copier.can_copy(_day(w), figures.days.get(_day(w))))]
+        # What each day takes, decided once: a copy from the previous archive, or a read (a query for
+        # a run of days). A day whose copy fails is read all the same, on its own.
+        steps = _plan(windows, figures.days, copier)
+        reads = [(step.windows[0][0], step.windows[-1][1]) for step in steps if not step.copy]
         with ContainerWriter(sink, keyring, "archive", metadata, app_version=settings.APP_VERSION) as writer:
-            for window_start, window_end in windows:
-                day = _day((window_start, window_end))
-                before = writer.rows_written
-                if copier and copier.can_copy(day, figures.days.get(day)):
-                    heartbeat.progress(before, phase="Copying")
+            for step in steps:
+                if step.copy:
+                    day = _day(step.windows[0])
+                    heartbeat.progress(writer.rows_written, phase="Copying")
                     if copier.copy(day, writer):
                         counts["days_copied"] += 1
                         heartbeat.progress(writer.rows_written)
                         heartbeat.check()
                         continue
-                heartbeat.progress(before, phase="Reading")
-                writer.begin_segment(day)  # each day its own zstd frame, indexed: restorable alone
-                ahead = _SendAhead(streams, _next_after(to_read, window_start), figures.days.get(day))
-                for block in streams.stream(window_start, window_end):
-                    writer.write(block)
-                    failpoints.reached("archive.streaming")
-                    heartbeat.progress(writer.rows_written)
-                    heartbeat.check()
-                    ahead.after(writer.rows_written - before)
-                if writer.rows_written > before:
-                    counts["days_read"] += 1
-                    counts["rows_read"] += writer.rows_written - before
+                _read(step, streams, writer, heartbeat, _next_after(reads, step.windows[0][0]), counts)
             heartbeat.progress(writer.rows_written, phase="Publishing")
             trailer = writer.close()
         heartbeat.check()
@@ -199,23 +190,77 @@ SEND_AHEAD_SECONDS = 1.0
 
 
 class _SendAhead:
-    """Sends the next day's query near the end of the day being read, so that ClickHouse reads and
-    sorts it while this one is still compressed (logstore.RecordStreams). Near the end only: a query
+    """Sends the next read's query near the end of the days being read, so that ClickHouse reads and
+    sorts it while these are still compressed (logstore.RecordStreams). Near the end only: a query
     sent ahead is held by its unread socket, and ClickHouse gives up on a client that reads nothing
     for long (http_send_timeout: 1,800 s on 18.16, its default may be lower on other releases)."""
 
-    def __init__(self, streams, window: tuple | None, figures: tuple | None):
+    def __init__(self, streams, window: tuple | None, rows: int):
         self.streams, self.window = streams, window
-        self.day_rows = figures[0] if figures else 0  # counted before the day's stream began
+        self.rows = rows  # counted before the stream began
         self.started = time.monotonic()
 
     def after(self, rows: int) -> None:
         if self.window is None or not rows:
             return
-        seconds_left = (self.day_rows - rows) * (time.monotonic() - self.started) / rows
+        seconds_left = (self.rows - rows) * (time.monotonic() - self.started) / rows
         if seconds_left <= SEND_AHEAD_SECONDS:
             self.streams.send_ahead(*self.window)
             self.window = None
+
+
+# Days are read together, one query for a run of them, up to this many rows (by the figures): a
+# query per day of a small fractal cost ClickHouse 10 % more CPU (more granules read at the days'
+# edges, a sort and a response each). A larger day is read alone, as before.
+READ_ROWS = 200_000
+
+
+@dataclass
+class _Step:
+    """Days of an archive taken together: one copied day, or a run of days read with one query."""
+
+    copy: bool
+    windows: list[tuple]
+    rows: int = 0  # the figures' rows of the days read
+
+
+def _plan(windows: list[tuple], days: dict, copier) -> list[_Step]:
+    steps: list[_Step] = []
+    for window in windows:
+        figures = days.get(_day(window))
+        if copier and copier.can_copy(_day(window), figures):
+            steps.append(_Step(True, [window]))
+            continue
+        rows = figures[0] if figures else 0
+        if steps and not steps[-1].copy and steps[-1].rows + rows <= READ_ROWS:
+            steps[-1].windows.append(window)
+            steps[-1].rows += rows
+        else:
+            steps.append(_Step(False, [window], rows))
+    return steps
+
+
+def _read(step: _Step, streams, writer: ContainerWriter, heartbeat: Heartbeat, ahead: tuple | None, counts) -> None:
+    """Stream a run of days from ClickHouse into the archive, each day its own zstd frame, indexed:
+    restorable alone."""
+    before = writer.rows_written
+    heartbeat.progress(before, phase="Reading")
+    days = {_day(window) for window in step.windows}
+    send_ahead = _SendAhead(streams, ahead, step.rows)
+    current = None
+    for day, records in logstore.records_by_day(streams.stream(step.windows[0][0], step.windows[-1][1])):
+        if day != current:
+            if day not in days:
+                raise logstore.LogStoreQueryError(f"ClickHouse sent a row of {day}, outside the days asked for")
+            writer.begin_segment(day)
+            current = day
+            counts["days_read"] += 1
+        writer.write(records)
+        failpoints.reached("archive.streaming")
+        heartbeat.progress(writer.rows_written)
+        heartbeat.check()
+        send_ahead.after(writer.rows_written - before)
+    counts["rows_read"] += writer.rows_written - before
 
 
 def _day(window: tuple) -> str:

@@ -48,7 +48,7 @@ from strix.logstore.fences import (
 from strix.logstore.inserts import RecordRejected, insert_records
 
 # Reading rows
-from strix.logstore.records import RecordStreams, stream_records
+from strix.logstore.records import RecordStreams, records_by_day, stream_records
 from strix.logstore.rows import (
     count_rows,
     day_figures,
@@ -148,6 +148,7 @@ __all__ = [
     "server_version",
     "staged_partitions",
     "RecordStreams",
+    "records_by_day",
     "stream_records",
     "stream_rows",
     "tables_with_prefix",

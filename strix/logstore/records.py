@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from strix.logstore import cluster
@@ -104,3 +104,61 @@ def _check_record(line: bytes) -> None:
     if line[:1] != b"{":
         message = line.decode("utf-8", "replace").strip()
         raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")
+
+
+# Every record begins so (JSONEachRow, the timestamp its first column, UTC): the row's day follows.
+RECORD_START = b'{"timestamp":"'
+DAY_END = len(RECORD_START) + len("YYYY-MM-DD")
+
+
+def records_by_day(blocks: Iterable[bytes]) -> Iterator[tuple[str, bytes | memoryview]]:
+    """A time-ordered row stream (blocks cut anywhere) as whole records, each buffer of one UTC day:
+    ``(day, buffer)`` pairs, the days never decreasing.
+
+    One query can then read several days: each day of an archive is its own zstd frame, begun where
+    its first row is. Per block, the line cut by the block before is completed (one line copied);
+    the rest is handed on as views of the block, cut where a day's last row ends (found from the
+    block's end backwards, so a block of one day costs two short searches)."""
+    tail, last_day = b"", ""
+
+    def in_order(day: str) -> str:
+        nonlocal last_day
+        if day < last_day:
+            raise LogStoreQueryError(f"ClickHouse sent a row of {day} after one of {last_day}: rows out of time order")
+        last_day = day
+        return day
+
+    for block in blocks:
+        first_end = block.find(b"\n") + 1
+        if not first_end:
+            tail += block
+            continue
+        head = tail + block[:first_end]  # the line the block before had cut
+        yield in_order(_day_of(head, 0)), head
+        lines_end = block.rfind(b"\n") + 1
+        tail = block[lines_end:]
+        view = memoryview(block)
+        position = first_end
+        while position < lines_end:
+            day = in_order(_day_of(block, position))
+            last_start = block.rfind(b"\n", position, lines_end - 1) + 1 or position
+            if _day_of(block, last_start) == day:
+                yield day, view[position:lines_end]
+                break
+            # The day's last row: its line starts after the newline at ``position - 1`` or a later one.
+            last_of_day = block.rfind(b"\n" + RECORD_START + day.encode(), position - 1, lines_end) + 1
+            if last_of_day < position:
+                raise LogStoreQueryError(f"the row stream's day {day} could not be cut from the next one")
+            end = block.find(b"\n", last_of_day, lines_end) + 1
+            yield day, view[position:end]
+            position = end
+    if tail:
+        raise LogStoreQueryError(f"ClickHouse ended the row stream mid-line: {tail[:200]!r}")
+
+
+def _day_of(buffer: bytes, at: int) -> str:
+    """The UTC day (YYYY-MM-DD) of the record that begins at ``buffer[at]``."""
+    if not buffer.startswith(RECORD_START, at) or len(buffer) < at + DAY_END:
+        line = bytes(buffer[at : at + 200]).decode("utf-8", "replace")
+        raise LogStoreQueryError(f"ClickHouse sent a row that does not begin with its timestamp: {line}")
+    return buffer[at + len(RECORD_START) : at + DAY_END].decode("ascii", "replace")
