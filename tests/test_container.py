@@ -104,6 +104,23 @@ def test_archive_trailer_counts_rows():
     assert reader.trailer.rows == 3
 
 
+def test_a_buffer_the_caller_reuses_after_writing_it_is_sealed_as_it_was_written():
+    """The writer compresses on another thread, later: views of bytes are kept as they are (they cannot
+    change), a bytearray or a view of one is copied first, so reusing it does not change the file."""
+    parts = [os.urandom(100_000) for _ in range(6)]
+    sink, reused = io.BytesIO(), bytearray(100_000)
+    writer = ContainerWriter(sink, Keyring.from_values(KEY_A), "backup", {})
+    for index, part in enumerate(parts):
+        if index % 3 == 0:
+            writer.write(memoryview(part)[:])
+        else:
+            reused[:] = part
+            writer.write(reused if index % 3 == 1 else memoryview(reused))
+        reused[:] = b"\0" * len(reused)  # the caller's next read overwrites its buffer at once
+    writer.close()
+    assert open_all(sink.getvalue())[0] == b"".join(parts)
+
+
 @pytest.mark.parametrize("chunk_size", [0, 1, MIN_CHUNK_SIZE - 1, MAX_CHUNK_SIZE + 1])
 def test_a_chunk_size_outside_the_formats_limits_is_refused_by_the_writer(chunk_size):
     with pytest.raises(ValueError, match="chunk_size must be"):

@@ -284,3 +284,30 @@ def test_the_raw_log_check_from_bytes_agrees_with_parsing_or_declines():
                 answered += 1
                 assert found == (needle.decode() in raw), (line, needle)
     assert answered > 10_000  # most lines are decided from their bytes
+
+
+def test_an_archive_plans_its_reads_as_runs_of_days_between_the_days_it_copies(monkeypatch):
+    """The first read is a day alone; later reads take consecutive days up to READ_ROWS rows (a day
+    without rows costs nothing); a copied day ends a run; a day larger than the budget is read alone."""
+    from archives.services import create
+
+    monkeypatch.setattr(create, "READ_ROWS", 100)
+    windows = [(datetime(2026, 1, day, tzinfo=UTC), datetime(2026, 1, day + 1, tzinfo=UTC)) for day in range(1, 12)]
+    rows = {1: 10, 2: 10, 3: 50, 4: 40, 6: 20, 7: 500, 8: 5, 9: 5, 10: 5, 11: 5}  # day 5: no rows
+    days = {f"2026-01-{day:02d}": (count, 0, 0) for day, count in rows.items()}
+
+    class Copier:
+        def can_copy(self, day, figures):
+            return day == "2026-01-09"
+
+    plan = create._plan(windows, days, Copier())
+    shape = [("copy" if step.copy else "read", [w[0].day for w in step.windows], step.rows) for step in plan]
+    assert shape == [
+        ("read", [1], 10),
+        ("read", [2, 3, 4, 5], 100),
+        ("read", [6], 20),
+        ("read", [7], 500),
+        ("read", [8], 5),
+        ("copy", [9], 0),
+        ("read", [10, 11], 10),
+    ]

@@ -226,17 +226,22 @@ class _Step:
 
 def _plan(windows: list[tuple], days: dict, copier) -> list[_Step]:
     steps: list[_Step] = []
+    reads = 0
     for window in windows:
         figures = days.get(_day(window))
         if copier and copier.can_copy(_day(window), figures):
             steps.append(_Step(True, [window]))
             continue
         rows = figures[0] if figures else 0
-        if steps and not steps[-1].copy and steps[-1].rows + rows <= READ_ROWS:
+        # The first read is a day alone: its query is the only one not sent ahead, and ClickHouse
+        # sorts all of a read's rows before it sends the first (0.12 s for six days here, 0.05 for one).
+        extends = steps and not steps[-1].copy and reads > 1 and steps[-1].rows + rows <= READ_ROWS
+        if extends:
             steps[-1].windows.append(window)
             steps[-1].rows += rows
         else:
             steps.append(_Step(False, [window], rows))
+            reads += 1
     return steps
 
 
