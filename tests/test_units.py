@@ -308,6 +308,6 @@ def test_an_archive_plans_its_reads_as_runs_of_days_between_the_days_it_copies(m
         ("read", [6], 20),
         ("read", [7], 500),
         ("read", [8], 5),
-        ("copy", [9], 0),
+        ("copy", [9], 5),
         ("read", [10, 11], 10),
     ]

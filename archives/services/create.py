@@ -221,7 +221,7 @@ class _Step:
 
     copy: bool
     windows: list[tuple]
-    rows: int = 0  # the figures' rows of the days read
+    rows: int = 0  # the figures' rows of its days
 
 
 def _plan(windows: list[tuple], days: dict, copier) -> list[_Step]:
@@ -229,10 +229,10 @@ def _plan(windows: list[tuple], days: dict, copier) -> list[_Step]:
     reads = 0
     for window in windows:
         figures = days.get(_day(window))
-        if copier and copier.can_copy(_day(window), figures):
-            steps.append(_Step(True, [window]))
-            continue
         rows = figures[0] if figures else 0
+        if copier and copier.can_copy(_day(window), figures):
+            steps.append(_Step(True, [window], rows))  # its rows: for a read, should the copy fail
+            continue
         # The first read is a day alone: its query is the only one not sent ahead, and ClickHouse
         # sorts all of a read's rows before it sends the first (0.12 s for six days here, 0.05 for one).
         extends = steps and not steps[-1].copy and reads > 1 and steps[-1].rows + rows <= READ_ROWS
