@@ -48,10 +48,14 @@ class Haystack:
         return -1 if found is None else found - self._address
 
 
+NEWLINE = ord("\n")
+# Every archive record begins so (JSONEachRow, the timestamp its first column, in UTC), followed by
+# the row's day YYYY-MM-DD: what the reader audits and the archive's stream is cut into days by.
+ROW_START = b'{"timestamp":"'
+DAY_ROW = len(ROW_START) + len("YYYY-MM-DD")
+
+
 def count_lines(data: bytes | bytearray | memoryview) -> int:
     """The newlines in ``data`` (an archive's rows): numpy compares 32 bytes at a time where
     ``bytes.count`` compares one (0.08 s against 0.33 s for a million rows, 548 MB, here)."""
     return int(numpy.count_nonzero(numpy.frombuffer(data, numpy.uint8) == NEWLINE))
-
-
-NEWLINE = ord("\n")

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from strix.bytesearch import count_lines
+from strix.bytesearch import DAY_ROW, ROW_START, count_lines
 from strix.crypto import frames as frames_module
 from strix.crypto import header as hdr
 from strix.crypto.container import CHUNK_SIZE, Segment, Trailer, is_day_label
@@ -74,8 +74,6 @@ class _Frame:
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ROW_START = b'{"timestamp":"'  # every archive record begins so (JSONEachRow, timestamp first)
-DAY_ROW = len(ROW_START) + 10  # … followed by the row's YYYY-MM-DD
 
 
 class _Inflater:

@@ -162,7 +162,7 @@ def dechunk(response: http.client.HTTPResponse) -> Iterator[bytes]:
         position, pieces, ended = _unframe(buffer, filled)
         if pieces:
             yield b"".join(pieces)  # a copy: the buffer is reused
-        del pieces
+        del pieces  # views of the buffer: released before it is moved or grown (a bytearray refuses that)
         if ended:
             return  # trailers, if any, are left unread: the connection is closed after
         filled -= position

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from strix.bytesearch import DAY_ROW, ROW_START
 from strix.logstore import cluster
 from strix.logstore.client import LogStoreError, LogStoreQueryError, bind, database, server_address
 from strix.logstore.http_client import SentRequest, dechunk, send, where
@@ -106,11 +107,6 @@ def _check_record(line: bytes) -> None:
         raise LogStoreQueryError(f"ClickHouse at {server_address()} failed while streaming rows: {message[:500]}")
 
 
-# Every record begins so (JSONEachRow, the timestamp its first column, UTC): the row's day follows.
-RECORD_START = b'{"timestamp":"'
-DAY_END = len(RECORD_START) + len("YYYY-MM-DD")
-
-
 def records_by_day(blocks: Iterable[bytes]) -> Iterator[tuple[str, bytes | memoryview]]:
     """A time-ordered row stream (blocks cut anywhere) as whole records, each buffer of one UTC day:
     ``(day, buffer)`` pairs, the days never decreasing.
@@ -146,7 +142,7 @@ def records_by_day(blocks: Iterable[bytes]) -> Iterator[tuple[str, bytes | memor
                 yield day, view[position:lines_end]
                 break
             # The day's last row: its line starts after the newline at ``position - 1`` or a later one.
-            last_of_day = block.rfind(b"\n" + RECORD_START + day.encode(), position - 1, lines_end) + 1
+            last_of_day = block.rfind(b"\n" + ROW_START + day.encode(), position - 1, lines_end) + 1
             if last_of_day < position:
                 raise LogStoreQueryError(f"the row stream's day {day} could not be cut from the next one")
             end = block.find(b"\n", last_of_day, lines_end) + 1
@@ -158,7 +154,7 @@ def records_by_day(blocks: Iterable[bytes]) -> Iterator[tuple[str, bytes | memor
 
 def _day_of(buffer: bytes, at: int) -> str:
     """The UTC day (YYYY-MM-DD) of the record that begins at ``buffer[at]``."""
-    if not buffer.startswith(RECORD_START, at) or len(buffer) < at + DAY_END:
+    if not buffer.startswith(ROW_START, at) or len(buffer) < at + DAY_ROW:
         line = bytes(buffer[at : at + 200]).decode("utf-8", "replace")
         raise LogStoreQueryError(f"ClickHouse sent a row that does not begin with its timestamp: {line}")
-    return buffer[at + len(RECORD_START) : at + DAY_END].decode("ascii", "replace")
+    return buffer[at + len(ROW_START) : at + DAY_ROW].decode("ascii", "replace")
