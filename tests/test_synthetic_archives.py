@@ -310,3 +310,49 @@ def test_hostile_full_read_values_and_fractal_names_never_reach_clickhouse_or_50
     for name in ["%(start).1s", "it's", "a\x00b"]:
         with pytest.raises(CommandError):
             call_command("archives", "create", name, "--full")
+
+
+def while_the_first_day_streams(monkeypatch, action) -> None:
+    """Run ``action`` once, at the archive's first block (its figures taken, day 3's query not yet sent)."""
+    from archives.services import create
+
+    monkeypatch.setattr(create, "READ_ROWS", 1)  # a query a day, each sent near the end of the day before
+    done = []
+
+    def reached(name):
+        if name == "archive.streaming" and not done:
+            done.append(action())
+
+    monkeypatch.setattr(create.failpoints, "reached", reached)
+
+
+def test_rows_arriving_while_an_archive_streams_are_held_and_the_next_archive_reads_their_day(
+    admin, make_fractal, monkeypatch
+):
+    fractal = make_fractal()
+    add_rows(fractal, 3000, last_day=2, days=6, seed=31)  # days 7 … 2 ago
+    counted = logstore.day_figures(str(fractal.id), MIDNIGHT)
+    while_the_first_day_streams(monkeypatch, lambda: add_rows(fractal, 3, last_day=3, seed=32))
+    during = archive_in_process(admin, fractal)
+    # Counted before they arrived, archived all the same: the file may hold more than its figures.
+    assert during.day_checksums[day(3)][0] == counted[day(3)][0]
+    assert during.day_rows[day(3)][0] == counted[day(3)][0] + 3 and during.row_count == 3003
+
+    monkeypatch.undo()
+    synthetic = archive_in_process(admin, fractal)
+    full = archive_in_process(admin, fractal, full_read=True)
+    assert (synthetic.days_copied, synthetic.days_read) == (5, 1)  # day 3's figures changed: read again
+    assert rows_by_day(synthetic) == rows_by_day(full) and synthetic.day_checksums == full.day_checksums
+
+
+def test_rows_deleted_while_an_archive_streams_fail_it_and_nothing_is_published(admin, make_fractal, monkeypatch):
+    fractal = make_fractal()
+    add_rows(fractal, 3000, last_day=2, days=6, seed=33)
+    in_day_3 = list(logstore.stream_rows(str(fractal.id), MIDNIGHT - timedelta(days=3), MIDNIGHT - timedelta(days=2)))
+    while_the_first_day_streams(monkeypatch, lambda: delete_one_row(fractal, in_day_3[0][2]))
+    archive = services.run_archive(services.request_archive(admin, fractal, enqueue=False).id)
+    assert archive.status == Archive.Status.FAILED
+    assert f"day {day(3)} had {len(in_day_3):,} rows when the archive counted them" in archive.error
+    assert f"only {len(in_day_3) - 1:,} were read" in archive.error and "Nothing was published" in archive.error
+    assert not get_store("archives").exists(archive.file_name)
+    assert archive.row_count in (None, 0) and not archive.day_checksums

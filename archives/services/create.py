@@ -15,7 +15,7 @@ from archives.models import Archive, ArchiveEvent, describe_days
 from archives.services import synthetic
 from archives.services.claims import Claim, ClaimLost, claim_fractal, holds, release_claim, require
 from archives.services.delete import prune_archives
-from archives.services.errors import JobCancelled, require_admin
+from archives.services.errors import ArchiveError, JobCancelled, require_admin
 from archives.services.history import record_event
 from archives.services.jobs import Heartbeat, ProgressCallback, finish_job, start_job
 from archives.services.queue import ARCHIVE_TASK, enqueue_after_commit
@@ -168,6 +168,7 @@ def _write_archive(archive: Archive, claim: Claim, store, heartbeat: Heartbeat) 
                 _read(step, streams, writer, heartbeat, _next_after(reads, step.windows[0][0]), counts)
             heartbeat.progress(writer.rows_written, phase="Publishing")
             trailer = writer.close()
+        _require_counted_rows(figures.days, trailer)
         heartbeat.check()
         require(claim)  # the file is published only by the job's owner
         failpoints.reached("archive.before-publish")
@@ -266,6 +267,28 @@ def _read(step: _Step, streams, writer: ContainerWriter, heartbeat: Heartbeat, a
         heartbeat.check()
         send_ahead.after(writer.rows_written - before)
     counts["rows_read"] += writer.rows_written - before
+
+
+class RowsRemovedWhileArchived(ArchiveError):
+    """Rows the figures counted are not in the archive."""
+
+
+def _require_counted_rows(figures: dict, trailer) -> None:
+    """Every row the figures counted is in the archive, day by day, before it is published.
+
+    The figures are taken before any day is streamed, and while the archive holds the fractal's claim
+    its rows only grow (retention and restores wait for the claim): a day may hold more rows than
+    counted (they arrived meanwhile), never fewer. Fewer means rows were removed by something that did
+    not wait; publishing then would record figures that the file does not hold, which retention's
+    proof and the next archive's copying would trust."""
+    archived = {segment.label: segment.rows for segment in trailer.segments}
+    for day, (rows, *_) in sorted(figures.items()):
+        if archived.get(day, 0) < rows:
+            raise RowsRemovedWhileArchived(
+                f"day {day} had {rows:,} rows when the archive counted them, but only {archived.get(day, 0):,} "
+                "were read: rows were deleted from the fractal while it was archived, by something that did "
+                "not wait for the archive. Nothing was published; run the archive again."
+            )
 
 
 def _day(window: tuple) -> str:
