@@ -111,6 +111,33 @@ def test_a_delete_under_a_superseded_fence_deletes_nothing_and_the_current_owner
     assert logstore.count_rows(str(fractal.id)) == 0
 
 
+def test_a_deletion_that_does_not_finish_is_reported_while_it_is_waited_for_then_times_out(
+    make_fractal, monkeypatch, caplog
+):
+    """A wait for a mutation is bounded and never silent: a deletion ClickHouse holds back (merges
+    stopped on the table, as a stuck replica would) is named in the log while it is waited for."""
+    from strix.logstore import fences
+
+    fractal = make_fractal()
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    logstore.insert_rows(str(fractal.id), [_row(base + timedelta(hours=h), f"r{h}", "x") for h in range(24)])
+    logstore.record_fence(str(fractal.id), 1)
+    monkeypatch.setattr(fences, "MUTATION_WAIT_REPORT_SECONDS", 0.5)
+    table = f"{logstore.database()}.{logstore.LOGS_TABLE}"
+    logstore.execute(f"SYSTEM STOP MERGES {table}")
+    try:
+        with caplog.at_level("WARNING", logger="strix.logstore.fences"):
+            with pytest.raises(logstore.LogStoreTimeout, match="did not finish deleting rows within 2s"):
+                logstore.delete_rows(str(fractal.id), 1, timeout=2)
+    finally:
+        logstore.execute(f"SYSTEM START MERGES {table}")
+    reports = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
+    assert 2 <= len(reports) <= 4, reports
+    assert "to finish deleting rows of logs (1 mutations pending" in reports[0]
+    logstore.wait_for_mutations(logstore.LOGS_TABLE, timeout=60)  # held back only: it runs now
+    assert logstore.count_rows(str(fractal.id)) == 0
+
+
 def test_unreachable_server_raises_one_typed_error_naming_the_address(monkeypatch):
     monkeypatch.setitem(settings.STRIX_CLICKHOUSE, "port", 1)
     with pytest.raises(logstore.LogStoreUnavailable) as caught:

@@ -52,7 +52,14 @@ def record(job):
 def continue_and_finish(worker, task_id):
     worker.signal(signal.SIGCONT)
     result = AsyncResult(task_id)
-    wait_until(result.ready, timeout=120, interval=0.2, what="the continued worker to finish its task")
+    try:
+        wait_until(result.ready, timeout=120, interval=0.2, what="the continued worker to finish its task")
+    except AssertionError as e:  # say where it stands: its log, and the deletions ClickHouse has not done
+        pending = logstore.execute(
+            "SELECT table, mutation_id, command, parts_to_do FROM system.mutations WHERE is_done = 0"
+        )
+        log = worker.log_path.read_text()[-4000:]
+        raise AssertionError(f"{e}; mutations pending: {pending}; worker log:\n{log}") from e
     return worker.log_path.read_text()
 
 

@@ -11,6 +11,7 @@ later owner attaches or inserts.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import defaultdict
@@ -32,6 +33,8 @@ from strix.logstore.client import (
     statement_bound,
 )
 from strix.logstore.schema import FENCES_TABLE, ensure_fence_table, mutation_settings
+
+log = logging.getLogger(__name__)
 
 # A fence reaches every replica within this many milliseconds, or the claim is not taken.
 QUORUM_TIMEOUT_MS = 10_000
@@ -214,6 +217,10 @@ def delete_window(
     delete_windows([Deletion(fractal_id, fence, ((start, end),), ingested_before)], timeout)
 
 
+# A wait for mutations longer than this is reported in the log, and again after as long.
+MUTATION_WAIT_REPORT_SECONDS = 30
+
+
 def wait_for_mutations(table: str, timeout: float = 3600) -> None:
     """Block until no mutation of ``table`` is pending; mutations are asynchronous on every release.
 
@@ -233,17 +240,25 @@ def wait_for_mutations(table: str, timeout: float = 3600) -> None:
         query = query.replace("any(latest_fail_reason)", "''")
     params = {"db": database(), "table": table, "newest": newest}
     pause = 0.01  # most deletions finish within tens of milliseconds: look again soon, then less often
+    reported = started
     while True:
         pending, listed, failure = execute(query, params)[0]
         if not pending and (listed or not newest):
             return
         if failure:
             raise LogStoreQueryError(f"ClickHouse at {server_address()} failed a deletion: {failure}")
-        if time.monotonic() > deadline:
-            waiting = "finish deleting rows" if listed or not newest else f"list its deletion {newest}"
+        waiting = "finish deleting rows" if listed or not newest else f"list its deletion {newest}"
+        now = time.monotonic()
+        if now > deadline:
             raise LogStoreTimeout(
                 f"ClickHouse at {server_address()} did not {waiting} within {deadline - started:.0f}s."
             )
+        if now - reported >= MUTATION_WAIT_REPORT_SECONDS:  # a long wait says what it waits for
+            reported = now
+            log.warning(
+                "still waiting for ClickHouse at %s to %s of %s (%d mutations pending, %.0fs of at most %.0fs)",
+                server_address(), waiting, table, pending, now - started, deadline - started,
+            )  # fmt: skip
         time.sleep(pause)
         pause = min(pause * 2, 0.5)
 
