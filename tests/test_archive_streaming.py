@@ -59,7 +59,7 @@ def test_an_archive_read_in_runs_of_days_holds_exactly_the_fractals_rows(
     runs = create._plan(logstore.windows_between(archive.time_start, archive.time_end), archive.day_checksums, None)
     # The first day is read alone (its query is the only one not sent ahead).
     expected_runs = {"a query a day": len(days), "all days in one query": 2}.get(reads)
-    assert len(runs) == expected_runs if expected_runs else 2 < len(runs) < len(days)
+    assert (len(runs) == expected_runs) if expected_runs else (2 < len(runs) < len(days))
     assert len(runs[0].windows) == 1
     first_days = [run.windows[0][0].date().isoformat() for run in runs]
     assert [start.date().isoformat() for start, _ in sent_ahead] == first_days[1:]

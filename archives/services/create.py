@@ -229,9 +229,10 @@ def _plan(windows: list[tuple], days: dict, copier) -> list[_Step]:
     steps: list[_Step] = []
     reads = 0
     for window in windows:
-        figures = days.get(_day(window))
+        day = _day(window)
+        figures = days.get(day)
         rows = figures[0] if figures else 0
-        if copier and copier.can_copy(_day(window), figures):
+        if copier and copier.can_copy(day, figures):
             steps.append(_Step(True, [window], rows))  # its rows: for a read, should the copy fail
             continue
         # The first read is a day alone: its query is the only one not sent ahead, and ClickHouse
